@@ -1,0 +1,273 @@
+"""The base REST stream: where every Aha! request is built, paged, throttled, retried and parsed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+import typing as t
+from dataclasses import dataclass, field
+from functools import cached_property
+from http import HTTPStatus
+
+import msgspec
+import requests
+from requests.adapters import HTTPAdapter
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.pagination import PageNumberPaginator
+from singer_sdk.streams import RESTStream
+
+from tap_aha.errors import AhaAPIError, AuthError, NotFoundError
+from tap_aha.ratelimit import RateLimiter
+from tap_aha.timestamps import format_timestamp
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_aha.settings import AhaSettings
+    from tap_aha.tap import TapAha
+
+RequestFunc = t.Callable[[requests.PreparedRequest, "Context | None"], requests.Response]
+
+_PAYLOAD = "_aha_payload"
+_TRANSIENT = (
+    RetriableAPIError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    ConnectionResetError,
+)
+_decoder = msgspec.json.Decoder()
+
+
+class RateLimitedError(RetriableAPIError):
+    """HTTP 429, with the server's Retry-After in seconds when it sent one."""
+
+    def __init__(self, message: str, response: requests.Response, retry_after: float | None) -> None:
+        """Keep the wait the server asked for."""
+        super().__init__(message, response)
+        self.retry_after = retry_after
+
+
+@dataclass
+class AhaConnection:
+    """What every stream of a run shares: settings, one pooled HTTP session, one rate limiter."""
+
+    settings: AhaSettings
+    session: requests.Session = field(default_factory=requests.Session)
+    limiter: RateLimiter = field(init=False)
+    started_at: str = field(default_factory=lambda: format_timestamp(dt.datetime.now(dt.UTC)))
+
+    def __post_init__(self) -> None:
+        """Size the pool for the prefetch threads and build the limiter from the settings."""
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.limiter = RateLimiter(
+            per_minute=self.settings.requests_per_minute,
+            per_second=self.settings.requests_per_second,
+        )
+
+
+def payload_of(response: requests.Response) -> t.Any:
+    """The response body as JSON, decoded once (validate_response caches it on the response)."""
+    if _PAYLOAD not in response.__dict__:
+        response.__dict__[_PAYLOAD] = _decoder.decode(response.content)
+    return response.__dict__[_PAYLOAD]
+
+
+class AhaPaginator(PageNumberPaginator):
+    """Aha!'s 1-indexed pages: go on while `current_page < total_pages` (0 pages for no results)."""
+
+    def __init__(self, page_size: int) -> None:
+        """Start at page 1; the page size decides what a full page is when pagination is missing."""
+        super().__init__(start_value=1)
+        self._page_size = page_size
+
+    def has_more(self, response: requests.Response) -> bool:
+        """Trust the envelope; without one, a full page means there may be more."""
+        payload = payload_of(response)
+        pagination = payload.get("pagination") if isinstance(payload, dict) else None
+        if isinstance(pagination, dict):
+            current, total = pagination.get("current_page"), pagination.get("total_pages")
+            if isinstance(current, int) and isinstance(total, int):
+                return current < total
+        items = next((v for v in payload.values() if isinstance(v, list)), [])
+        return len(items) >= self._page_size
+
+
+class AhaStream(RESTStream[int]):
+    """Common plumbing for all Aha! streams."""
+
+    root_key: t.ClassVar[str]
+    backoff_base_seconds: t.ClassVar[float] = 2.0
+    max_backoff_seconds: t.ClassVar[float] = 60.0
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+
+    @property
+    def connection(self) -> AhaConnection:
+        """The run's shared connection, owned by the tap."""
+        return t.cast("TapAha", self._tap).connection
+
+    @property
+    def settings(self) -> AhaSettings:
+        """The validated settings."""
+        return self.connection.settings
+
+    @property
+    def url_base(self) -> str:
+        """`https://{subdomain}.aha.io/api/v1` or the `api_url` override."""
+        return self.settings.api_url
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """One pooled session for every stream and thread."""
+        return self.connection.session
+
+    @cached_property
+    def http_headers(self) -> dict[str, str]:
+        """Bearer auth, JSON and a descriptive User-Agent."""
+        return {
+            "Authorization": f"Bearer {self.settings.api_key}",
+            "Accept": "application/json",
+            "User-Agent": self.settings.user_agent,
+        }
+
+    @property
+    def timeout(self) -> int:
+        """Per-request timeout in seconds (requests accepts a float here)."""
+        return t.cast("int", self.settings.request_timeout)
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> str:
+        """Cap bookmarks at the run's start, in Aha!'s timestamp form so string comparison holds."""
+        return self.connection.started_at
+
+    def get_new_paginator(self) -> AhaPaginator:
+        """Page numbers from 1."""
+        return AhaPaginator(self.settings.page_size)
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Page number and the largest page size."""
+        return {"page": next_page_token or 1, "per_page": self.settings.page_size}
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Map statuses to retry, stop or skip; decode the body once so a broken one is retried too."""
+        status = response.status_code
+        where = f"GET {response.request.path_url}" if response.request else self.path
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            raise RateLimitedError(f"HTTP 429 for {where}", response, _retry_after(response))
+        if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+            raise AuthError(_auth_message(status, self.settings.api_url))
+        if status == HTTPStatus.NOT_FOUND:
+            raise NotFoundError(f"HTTP 404 for {where}")
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(f"HTTP {status} {response.reason} for {where}", response)
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise AhaAPIError(f"Aha! answered HTTP {status} {response.reason} for {where}.")
+        try:
+            payload = payload_of(response)
+        except msgspec.DecodeError:
+            msg = f"HTTP {status} for {where} with a body that is not JSON ({len(response.content)} bytes)"
+            raise RetriableAPIError(msg, response) from None
+        if not isinstance(payload, dict):
+            msg = f"HTTP {status} for {where} with JSON that is not an object"
+            raise RetriableAPIError(msg, response)
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        """The items under the endpoint's root key (checked to be a list before this is called)."""
+        items: list[dict[str, t.Any]] = payload_of(response)[self.root_key]
+        return items
+
+    def get_object(self, path: str, root: str, params: dict[str, t.Any] | None = None) -> t.Any:
+        """One GET outside the stream's own listing (an idea's detail), through the same path."""
+        prepared = self.build_prepared_request(
+            method="GET", url=self.url_base + path, params=params or {}, headers=self.http_headers
+        )
+        response = self.request_decorator(self._request, root=root)(prepared, None)
+        return payload_of(response)[root]
+
+    def request_decorator(self, func: RequestFunc, root: str | None = None) -> RequestFunc:
+        """Throttle every attempt through the shared limiter; retry transient failures.
+
+        Replaces the SDK's backoff decorator, which neither honours Retry-After nor knows the
+        shared limiter. 429s get a larger budget than other failures: waiting them out is normal.
+        A 200 whose body lacks the endpoint's root (`root`, else the stream's list) is retried too.
+        """
+        expected = root or self.root_key
+        want_list = root is None
+
+        def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            failures = rate_limited = 0
+            while True:
+                self.connection.limiter.acquire()
+                try:
+                    response = func(prepared, context)
+                    _check_root(response, expected, want_list=want_list)
+                except RateLimitedError as exc:
+                    rate_limited += 1
+                    if rate_limited > max(10, 2 * self.settings.max_retries):
+                        raise self._gave_up(exc, rate_limited) from None
+                    wait = exc.retry_after
+                    if wait is None:
+                        wait = self._backoff(rate_limited)
+                    self.connection.limiter.pause(wait)
+                    self._log_retry(exc, rate_limited, wait)
+                except _TRANSIENT as exc:
+                    failures += 1
+                    if failures > self.settings.max_retries:
+                        raise self._gave_up(exc, failures) from None
+                    wait = self._backoff(failures)
+                    self._log_retry(exc, failures, wait)
+                    time.sleep(wait)
+                else:
+                    return response
+
+        return send
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.max_backoff_seconds, self.backoff_base_seconds * 2.0 ** (attempt - 1))
+        return base + random.uniform(0, base / 4)  # noqa: S311 - jitter, not cryptography
+
+    def _log_retry(self, exc: Exception, attempt: int, wait: float) -> None:
+        self.logger.warning("%s (attempt %d); retrying in %.1f s", _describe(exc), attempt, wait)
+
+    def _gave_up(self, exc: Exception, attempts: int) -> AhaAPIError:
+        return AhaAPIError(f"Gave up after {attempts} attempts: {_describe(exc)}.")
+
+
+def _check_root(response: requests.Response, root: str, *, want_list: bool) -> None:
+    value = payload_of(response).get(root)
+    if not isinstance(value, list if want_list else dict):
+        kind = "list" if want_list else "object"
+        msg = f"HTTP {response.status_code} for GET {response.request.path_url} without a '{root}' {kind}"
+        raise RetriableAPIError(msg, response)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _auth_message(status: int, api_url: str) -> str:
+    if status == HTTPStatus.UNAUTHORIZED:
+        return (
+            f"Aha! rejected the API key (HTTP 401) at {api_url}: check 'api_key' and that it "
+            "belongs to this account and has not been revoked."
+        )
+    return (
+        f"Aha! refused access (HTTP 403) at {api_url}: the key's user lacks permission to read "
+        "ideas, or 'subdomain' names another account."
+    )
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, RetriableAPIError):
+        return str(exc)
+    return f"{type(exc).__name__} calling Aha!"

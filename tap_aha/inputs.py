@@ -1,0 +1,79 @@
+"""Checks on the --state and --catalog files, so a bad one stops the run before any request."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from tap_aha.errors import CatalogError, StateError
+from tap_aha.timestamps import parse_timestamp
+
+
+def _read_json(source: t.IO[str], what: str, error: type[Exception]) -> t.Any:
+    name = getattr(source, "name", what)
+    try:
+        return json.loads(source.read())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"Cannot read the {what} file {name}: {exc.__class__.__name__}.") from None
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"The {what} file {name} is not valid JSON (line {exc.lineno}, column {exc.colno})."
+        ) from None
+
+
+def read_state(source: t.IO[str], stream_names: t.Collection[str]) -> dict[str, t.Any]:
+    """Singer state: `{"bookmarks": {stream: {...}}}`; `meltano state get` output is unwrapped."""
+    state = _read_json(source, "state", StateError)
+    if isinstance(state, dict) and set(state) == {"singer_state"}:
+        state = state["singer_state"]
+    if not isinstance(state, dict):
+        raise StateError('The state file must hold a JSON object such as {"bookmarks": {...}}.')
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, dict):
+        raise StateError("The state file's 'bookmarks' must be a JSON object keyed by stream name.")
+    for stream, bookmark in bookmarks.items():
+        if stream not in stream_names:
+            continue
+        if not isinstance(bookmark, dict):
+            raise StateError(f"The state bookmark of stream '{stream}' must be a JSON object.")
+        value = bookmark.get("replication_key_value")
+        if value is None:
+            continue
+        try:
+            parse_timestamp(value)
+        except (TypeError, ValueError, AttributeError):
+            raise StateError(
+                f"The state bookmark of stream '{stream}' has a replication_key_value that is not "
+                "an ISO-8601 timestamp."
+            ) from None
+    return state
+
+
+def read_catalog(source: t.IO[str], stream_names: t.Collection[str]) -> dict[str, t.Any]:
+    """A Singer catalog: `{"streams": [{"tap_stream_id", "schema", "metadata"}, ...]}`."""
+    catalog = _read_json(source, "catalog", CatalogError)
+    if not isinstance(catalog, dict) or not isinstance(catalog.get("streams"), list):
+        raise CatalogError("The catalog file must hold a JSON object with a 'streams' list.")
+    for index, entry in enumerate(catalog["streams"]):
+        where = f"catalog entry {index}"
+        if not isinstance(entry, dict):
+            raise CatalogError(f"The {where} is not a JSON object.")
+        stream = entry.get("tap_stream_id")
+        if not isinstance(stream, str):
+            raise CatalogError(f"The {where} has no 'tap_stream_id' string.")
+        if stream not in stream_names:
+            raise CatalogError(
+                f"The catalog names stream '{stream}', which tap-aha does not have "
+                f"({', '.join(sorted(stream_names))})."
+            )
+        if not isinstance(entry.get("schema"), dict):
+            raise CatalogError(f"The catalog entry for '{stream}' has no 'schema' object.")
+        metadata = entry.get("metadata", [])
+        if not isinstance(metadata, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("breadcrumb"), list) for item in metadata
+        ):
+            raise CatalogError(
+                f"The catalog entry for '{stream}' has 'metadata' that is not a list of "
+                "{breadcrumb, metadata} objects."
+            )
+    return catalog

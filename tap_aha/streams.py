@@ -1,0 +1,227 @@
+"""The three streams: ideas, and per changed idea its proxy votes and its internal comments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+from singer_sdk import StreamSchema
+from singer_sdk.schema.source import SchemaDirectory
+
+from tap_aha import schemas
+from tap_aha.client import AhaStream, payload_of
+from tap_aha.errors import NotFoundError
+from tap_aha.timestamps import format_timestamp
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context, Record
+
+SCHEMAS = SchemaDirectory(schemas)
+
+# What GET /ideas/{id} adds to the compact list item; asked for on the list with `fields=*,...`.
+DETAIL_FIELDS = (
+    "product_id", "score", "votes", "initial_votes", "endorsements_count", "comments_count",
+    "status_changed_at", "visibility", "admin_response", "product", "created_by_user",
+    "created_by_portal_user", "created_by_idea_user", "assigned_to_user", "feature", "score_facts",
+    "tags", "full_tags", "categories", "custom_fields", "custom_object_links",
+    "workflow_status_times", "submitted_idea_portal_record_url", "integration_fields",
+    "duplicate_of", "watchers",
+)  # fmt: skip
+# Keys every full idea carries: a list item missing any of them is completed from its detail.
+DETAIL_MARKERS = ("product_id", "endorsements_count", "comments_count", "votes", "custom_fields")
+EPOCH = "1970-01-01T00:00:00.000Z"
+
+
+@dataclass
+class _Walk:
+    """One pass over the paged listing, and what tells whether the pages shifted under it."""
+
+    totals: set[int] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+    last_total: int = 0
+
+    def page(self, total: object) -> None:
+        """Note a page's `total_records`."""
+        if isinstance(total, int):
+            self.totals.add(total)
+            self.last_total = total
+
+    def shifted(self) -> bool:
+        """A total that changed, or fewer distinct ideas than listed, means a page boundary moved."""
+        return len(self.totals) > 1 or len(self.seen) < self.last_total
+
+
+class IdeasStream(AhaStream):
+    """Full ideas changed since the bookmark (`updated_since`); the parent of the other streams."""
+
+    name = "ideas"
+    path = "/ideas"
+    root_key = "ideas"
+    primary_keys = ("id",)
+    replication_key = "updated_at"
+    is_sorted = False  # Aha! documents no ascending order: bookmark promoted at stream end.
+    schema = StreamSchema(SCHEMAS)
+    max_listing_passes = 4
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Per-run listing state."""
+        super().__init__(*args, **kwargs)
+        self._updated_since: str | None = None
+        self._walk = _Walk()
+        self._signpost: str | None = None
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> str:
+        """The run's start, lowered to Aha!'s own clock once its first answer arrives."""
+        return self._signpost or super().get_replication_key_signpost(context)
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Full ideas, the change window and the user's filters."""
+        params = super().get_url_params(context, next_page_token)
+        params["fields"] = "*," + ",".join(DETAIL_FIELDS)
+        if self._updated_since:
+            params["updated_since"] = self._updated_since
+        if self.settings.ideas_workflow_status:
+            params["workflow_status"] = self.settings.ideas_workflow_status
+        if self.settings.ideas_q:
+            params["q"] = self.settings.ideas_q
+        return params
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        """Yield each non-empty page whole, so a page's details and children can be fetched together."""
+        payload = payload_of(response)
+        pagination = payload.get("pagination")
+        self._walk.page(pagination.get("total_records") if isinstance(pagination, dict) else None)
+        if self._signpost is None:
+            self._lower_signpost_to_server_clock(response)
+        if payload[self.root_key]:
+            yield payload
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Walk the listing; walk it again while page boundaries shifted, emitting each idea once."""
+        start = self.get_starting_timestamp(context)
+        self._updated_since = format_timestamp(start) if start else None
+        emitted: set[str] = set()
+        cap = self.settings.max_ideas
+        for walk_number in range(1, self.max_listing_passes + 1):
+            self._walk = _Walk()
+            for page in self.request_records(context):
+                for idea in self._complete(page[self.root_key]):
+                    self._walk.seen.add(idea["id"])
+                    if idea["id"] in emitted:
+                        continue
+                    emitted.add(idea["id"])
+                    yield idea
+                    if cap is not None and len(emitted) >= cap:
+                        self.logger.info("Stopped at max_ideas=%d; the bookmark is not advanced.", cap)
+                        self._hold_bookmark(context)
+                        return
+            if not self._walk.shifted():
+                return
+            self.logger.warning(
+                "The ideas listing changed while it was read (walk %d: %d distinct of %s listed); "
+                "reading it again so no idea is skipped.",
+                walk_number, len(self._walk.seen), sorted(self._walk.totals),
+            )  # fmt: skip
+        self.logger.warning("The listing kept changing; the bookmark is not advanced this run.")
+        self._hold_bookmark(context)
+
+    def get_child_context(self, record: Record, context: Context | None) -> Context:
+        """Children need the idea id; the vote count lets the votes stream skip empty requests."""
+        return {"idea_id": record["id"], "endorsements_count": record.get("endorsements_count")}
+
+    def _complete(self, items: list[dict[str, t.Any]]) -> t.Iterator[dict[str, t.Any]]:
+        """Full ideas for a page: list items as they are when complete, else each idea's detail."""
+        for item in items:
+            if all(key in item for key in DETAIL_MARKERS):
+                yield item
+                continue
+            try:
+                yield self.get_object(f"/ideas/{item['id']}", "idea")
+            except NotFoundError:
+                self.logger.warning("Idea %s was deleted while it was read; skipping it.", item["id"])
+
+    def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
+        """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""
+        ours = super().get_replication_key_signpost(None)
+        self._signpost = ours
+        try:
+            server_now = parsedate_to_datetime(response.headers["Date"])
+        except (KeyError, TypeError, ValueError):
+            return
+        # Date is truncated to the second, so Date - elapsed is at or before the moment we sent.
+        sent = server_now.timestamp() - response.elapsed.total_seconds()
+        theirs = format_timestamp(dt.datetime.fromtimestamp(sent, dt.UTC))
+        if theirs < ours:
+            self._signpost = theirs
+            self._write_replication_key_signpost(None, theirs)
+
+    def _hold_bookmark(self, context: Context | None) -> None:
+        """Keep the next run's window where this one started (a capped or unsettled read)."""
+        self._signpost = self._updated_since or EPOCH
+        self._write_replication_key_signpost(context, self._signpost)
+
+
+class IdeaChildStream(AhaStream):
+    """A per-idea listing synced for each idea the parent emits, with one flat bookmark."""
+
+    parent_stream_type = IdeasStream
+    state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per idea
+    primary_keys = ("id",)
+    replication_key = "updated_at"
+    is_sorted = False
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Remember whether this run's SCHEMA message went out."""
+        super().__init__(*args, **kwargs)
+        self._schema_sent = False
+
+    def _write_schema_message(self) -> None:
+        """Send SCHEMA once per run, not once per idea: loaders flush or reset on each SCHEMA."""
+        if not self._schema_sent:
+            super()._write_schema_message()
+            self._schema_sent = True
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The idea's records; an idea deleted since it was listed has none (404)."""
+        try:
+            yield from self.request_records(context)
+        except NotFoundError:
+            idea_id = context["idea_id"] if context else "?"
+            self.logger.warning("Idea %s is gone (404 on %s); skipping it.", idea_id, self.name)
+
+    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        """Tie each record to its idea with the parent's string id."""
+        if context:
+            row["idea_id"] = context["idea_id"]
+        return row
+
+
+class IdeaProxyVotesStream(IdeaChildStream):
+    """Votes entered by staff for customer organizations (`proxy=true`)."""
+
+    name = "idea_proxy_votes"
+    path = "/ideas/{idea_id}/endorsements"
+    root_key = "idea_endorsements"
+    schema = StreamSchema(SCHEMAS)
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Only proxy votes."""
+        return {**super().get_url_params(context, next_page_token), "proxy": "true"}
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """No request when the idea has no votes at all (`endorsements_count` counts every vote)."""
+        if context and context.get("endorsements_count") == 0:
+            return
+        yield from super().get_records(context)
+
+
+class IdeaCommentsStream(IdeaChildStream):
+    """Internal comments by staff; the API gives them no `idea_id`, so the tap adds it."""
+
+    name = "idea_comments"
+    path = "/ideas/{idea_id}/comments"
+    root_key = "comments"
+    schema = StreamSchema(SCHEMAS)

@@ -1,0 +1,130 @@
+"""The tap class: its settings, its streams and its command line."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import typing as t
+from functools import cached_property
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_aha.client import AhaConnection
+from tap_aha.errors import SettingsError, TapAhaError
+from tap_aha.inputs import read_catalog, read_state
+from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
+from tap_aha.streams import IdeaCommentsStream, IdeaProxyVotesStream, IdeasStream
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Iterator
+
+    import click
+    from singer_sdk.plugin_base import _ConfigInput
+
+    from tap_aha.client import AhaStream
+
+STREAM_TYPES: tuple[type[AhaStream], ...] = (IdeasStream, IdeaProxyVotesStream, IdeaCommentsStream)
+STREAM_NAMES = frozenset(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
+
+
+class TapAha(Tap):
+    """Aha! ideas, their proxy votes and their internal comments, incremental on `updated_at`."""
+
+    name = "tap-aha"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("api_key", th.StringType, required=True, secret=True,
+                    description="Aha! API key or OAuth token (sent as a Bearer token)."),
+        th.Property("subdomain", th.StringType,
+                    description="Account name: 'acme', 'acme.aha.io', 'https://acme.aha.io/' or a "
+                    "regional 'acme.euw4.aha.io'. Required unless api_url is set."),
+        th.Property("api_url", th.StringType,
+                    description="Override of https://{subdomain}.aha.io/api/v1 (a proxy, a test "
+                    "server); plain http only for loopback hosts."),
+        th.Property("start_date", th.DateTimeType,
+                    description="Earliest updated_at read on the first run (ISO-8601)."),
+        th.Property("ideas_workflow_status", th.StringType,
+                    description="Only ideas in this workflow status (id or name)."),
+        th.Property("ideas_q", th.StringType, description="Only ideas whose name matches this search."),
+        th.Property("max_ideas", th.IntegerType,
+                    description="Stop after this many ideas (trials); such a run keeps the old bookmark."),
+        th.Property("page_size", th.IntegerType, default=AHA_MAX_PAGE_SIZE,
+                    description="Records per page, 1 to 200 (the API maximum)."),
+        th.Property("requests_per_minute", th.IntegerType, default=AhaSettings.requests_per_minute,
+                    description="Client-side limit; Aha! allows 300 a minute per account."),
+        th.Property("requests_per_second", th.IntegerType, default=AhaSettings.requests_per_second,
+                    description="Client-side limit; Aha! allows 20 a second per account."),
+        th.Property("request_timeout", th.NumberType, default=AhaSettings.request_timeout,
+                    description="Seconds to wait for one response before retrying."),
+        th.Property("max_retries", th.IntegerType, default=AhaSettings.max_retries,
+                    description="Retries of a failed request (5xx, timeout, broken body); 429s "
+                    "get twice as many (at least 10)."),
+        th.Property("user_agent", th.StringType, default=AhaSettings.user_agent,
+                    description="User-Agent header sent to Aha!."),
+    ).to_dict()  # fmt: skip
+
+    def discover_streams(self) -> list[AhaStream]:
+        """The three streams; the constructor makes no request (the SDK's tests rely on that)."""
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    @cached_property
+    def connection(self) -> AhaConnection:
+        """Settings, HTTP session and rate limiter shared by every stream of this run."""
+        return AhaConnection(AhaSettings.from_config(self.config))
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Our checks first: they name the setting and never echo a value (the key included)."""
+        if raise_errors:
+            AhaSettings.from_config(self.config)
+        return super()._validate_config(raise_errors=raise_errors)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """Run a sync; inputs are checked first and a user's mistake ends in one line and exit 1."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        with user_errors(cls.logger):
+            tap = cls(
+                config=config.config if config else None,
+                state=None if state is None else read_state(state, STREAM_NAMES),
+                catalog=None if catalog is None else read_catalog(catalog, STREAM_NAMES),
+                parse_env_config=config.parse_env if config else False,
+                validate_config=True,
+            )
+            tap.sync_all()
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`, with the same one-line errors as a sync."""
+        with user_errors(cls.logger):
+            super().cb_test(ctx, param, value)
+
+
+@contextlib.contextmanager
+def user_errors(logger: logging.Logger) -> Iterator[None]:
+    """Turn a user-facing error into one log line and exit status 1 (no traceback, no secret)."""
+    try:
+        yield
+    except TapAhaError as exc:
+        logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+        sys.exit(1)
+    except ConfigValidationError as exc:
+        problems = "; ".join(exc.errors) or str(exc)
+        logger.error("Invalid settings: %s", problems)  # noqa: TRY400
+        sys.exit(1)
+
+
+__all__ = ["STREAM_NAMES", "SettingsError", "TapAha"]

@@ -1,0 +1,30 @@
+"""Timestamps in the one form Aha! writes them (`2019-01-01T00:00:00.000Z`).
+
+Bookmarks are compared as strings by the SDK, so every value the tap stores must share this form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """Parse an ISO-8601 date or date-time; naive values are taken as UTC."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def format_timestamp(moment: dt.datetime) -> str:
+    """Format as Aha! does, truncating to the millisecond so the value never moves later."""
+    utc = moment.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def normalize_timestamp(value: str) -> str:
+    """Any ISO-8601 text in Aha!'s form."""
+    return format_timestamp(parse_timestamp(value))

@@ -1,0 +1,109 @@
+"""Rate limits, server faults, broken bodies and auth errors: retried, or stopped with a clear line."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tap_aha.errors import AhaAPIError, AuthError
+from tests.conftest import run_tap
+from tests.fake_aha import FakeAha
+
+
+def _complete(run_ideas: set[str], fake: FakeAha) -> bool:
+    return run_ideas == set(fake.idea_ids())
+
+
+def test_429_with_retry_after_waits_that_long_and_loses_nothing(fake: FakeAha, config: dict) -> None:
+    fake.seed(30)
+    fake.inject("429", path_prefix="/ideas", times=2, retry_after=0.6)
+    started = time.monotonic()
+    run = run_tap(config)
+    assert time.monotonic() - started >= 1.2
+    assert _complete(run.ids("ideas"), fake)
+    served = [r for r in fake.requests if r.fault == "429"]
+    assert len(served) == 2
+
+
+def test_429_without_retry_after_backs_off_exponentially(fake: FakeAha, config: dict) -> None:
+    fake.seed(30)
+    fake.inject("429", path_prefix="/ideas", times=3)
+    run = run_tap(config)
+    assert _complete(run.ids("ideas"), fake)
+    first_four = fake.requests[:4]
+    gaps = [b.time - a.time for a, b in zip(first_four, first_four[1:], strict=False)]
+    assert gaps[0] < gaps[1] < gaps[2]  # 10, 20, 40 ms with the tests' fast backoff
+
+
+def test_a_429_storm_longer_than_the_retry_budget_for_errors_is_still_waited_out(
+    fake: FakeAha, config: dict
+) -> None:
+    fake.seed(10)
+    fake.inject("429", path_prefix="/ideas", times=8, retry_after=0.01)
+    run = run_tap({**config, "max_retries": 2})
+    assert _complete(run.ids("ideas"), fake)
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "503", "truncated", "invalid_json", "reset", "empty_200"])
+def test_transient_faults_are_retried_on_every_endpoint(fake: FakeAha, config: dict, fault: str) -> None:
+    fake.seed(40)
+    some_idea = fake.idea_ids()[5]
+    fake.inject(fault, path_prefix="/ideas", times=1)
+    fake.inject(fault, path_prefix=f"/ideas/{some_idea}/comments", times=2)
+    run = run_tap(config)
+    assert _complete(run.ids("ideas"), fake)
+    assert {c["id"] for c in fake.comments(some_idea)} <= run.ids("idea_comments")
+    assert len([r for r in fake.requests if r.fault == fault]) == 3
+
+
+def test_timeouts_are_retried(fake: FakeAha, config: dict) -> None:
+    fake.seed(5)
+    fake.inject("slow", path_prefix="/ideas", times=1)
+    run = run_tap({**config, "request_timeout": 0.5})
+    assert _complete(run.ids("ideas"), fake)
+
+
+def test_persistent_failure_stops_the_run_without_advancing_the_bookmark(fake: FakeAha, config: dict) -> None:
+    fake.seed(20)
+    first = run_tap(config)
+    fake.update_idea(fake.idea_ids()[0], name="changed")
+    target = fake.idea_ids()[0]
+    fake.inject("503", path_prefix=f"/ideas/{target}/comments", times=50)
+    with pytest.raises(AhaAPIError, match=r"Gave up after 3 attempts: HTTP 503"):
+        run_tap({**config, "max_retries": 2}, state=first.state)
+
+
+@pytest.mark.parametrize(("fault", "words"), [("401", "rejected the API key"), ("403", "refused access")])
+def test_auth_errors_stop_at_once(fake: FakeAha, config: dict, fault: str, words: str) -> None:
+    fake.seed(5)
+    fake.inject(fault, times=100)
+    with pytest.raises(AuthError, match=words) as caught:
+        run_tap(config)
+    assert fake.count() == 1
+    assert fake.api_key not in str(caught.value)
+
+
+def test_children_of_an_idea_deleted_mid_run_are_skipped(fake: FakeAha, config: dict) -> None:
+    fake.seed(30)
+    victim = next(i["id"] for i in fake.ideas() if i["endorsements_count"])
+
+    def delete_after_listing(request: object) -> None:
+        if getattr(request, "path", "") != "/api/v1/ideas" and victim in fake.idea_ids():
+            fake.delete_idea(victim)
+
+    fake.on_request.append(delete_after_listing)
+    run = run_tap(config)
+    statuses = {r.status for r in fake.requests if f"/ideas/{victim}/" in r.path}
+    assert statuses == {404}
+    assert victim in run.ids("ideas")  # it was listed before it was deleted
+    assert run.ids("ideas") == set(fake.idea_ids()) | {victim}
+
+
+def test_the_client_side_limit_keeps_the_run_under_the_servers_limit(config: dict) -> None:
+    with FakeAha(rate_limit_per_second=8, rate_limit_per_minute=10_000) as fake:
+        fake.seed(20, comment_share=1.0)
+        run = run_tap({**config, "api_url": fake.url, "requests_per_second": 8})
+        assert _complete(run.ids("ideas"), fake)
+        assert not [r for r in fake.requests if r.status == 429]
+        assert fake.count() > 16

@@ -1,0 +1,192 @@
+"""Full and incremental syncs against the fake Aha! server, checked record by record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import typing as t
+
+import pytest
+
+from tests.conftest import run_tap
+from tests.fake_aha import FakeAha
+
+DETAIL_ONLY = ("product_id", "endorsements_count", "comments_count", "votes", "custom_fields", "categories")
+
+
+def _expected_votes(fake: FakeAha) -> dict[str, dict[str, t.Any]]:
+    return {v["id"]: v for idea_id in fake.idea_ids() for v in fake.votes(idea_id, proxy_only=True)}
+
+
+def _expected_comments(fake: FakeAha) -> dict[str, tuple[str, dict[str, t.Any]]]:
+    return {c["id"]: (idea_id, c) for idea_id in fake.idea_ids() for c in fake.comments(idea_id)}
+
+
+def test_full_sync_emits_every_full_idea_vote_and_comment_exactly(fake: FakeAha, config: dict) -> None:
+    fake.seed(120)
+    run = run_tap(config)
+
+    ideas = {r["id"]: r for r in run.records("ideas")}
+    assert ideas == {i["id"]: i for i in fake.ideas()}  # the full idea, byte for byte as JSON
+    assert all(key in idea for idea in ideas.values() for key in DETAIL_ONLY)
+
+    votes = run.records("idea_proxy_votes")
+    expected_votes = _expected_votes(fake)
+    assert len(votes) == len(expected_votes) > 0
+    for vote in votes:
+        assert vote == {**expected_votes[vote["id"]], "idea_id": vote["idea_id"]}
+        assert vote["idea_organization"] is not None  # proxy votes only
+
+    comments = run.records("idea_comments")
+    expected_comments = _expected_comments(fake)
+    assert len(comments) == len(expected_comments) > 0
+    for comment in comments:
+        idea_id, original = expected_comments[comment["id"]]
+        assert comment == {**original, "idea_id": idea_id}
+
+
+def test_each_stream_sends_one_schema_and_keys(fake: FakeAha, config: dict) -> None:
+    fake.seed(30)
+    run = run_tap(config)
+    for stream in ("ideas", "idea_proxy_votes", "idea_comments"):
+        schemas = run.schemas(stream)
+        assert len(schemas) == 1, stream
+        assert schemas[0]["key_properties"] == ["id"]
+        assert schemas[0]["bookmark_properties"] == ["updated_at"]
+
+
+def test_list_that_ignores_fields_is_completed_from_each_ideas_detail(config: dict) -> None:
+    with FakeAha(list_honours_fields=False) as fake:
+        fake.seed(25)
+        run = run_tap({**config, "api_url": fake.url})
+        assert {r["id"]: r for r in run.records("ideas")} == {i["id"]: i for i in fake.ideas()}
+        assert fake.count("/ideas/") >= 25  # one detail per idea (plus children)
+        details = [r for r in fake.requests if r.path.count("/") == 4 and r.path.startswith("/api/v1/ideas/")]
+        assert len(details) == 25
+
+
+def test_list_asks_for_the_full_idea_with_fields_and_max_page_size(fake: FakeAha, config: dict) -> None:
+    fake.seed(450)
+    run_tap(config)
+    listing = [r for r in fake.requests if r.path == "/api/v1/ideas"]
+    assert [r.query["page"] for r in listing] == ["1", "2", "3"]
+    assert {r.query["per_page"] for r in listing} == {"200"}
+    fields = listing[0].query["fields"].split(",")
+    assert fields[0] == "*"
+    assert set(DETAIL_ONLY) <= set(fields)
+    assert not any(r.path.count("/") == 4 for r in fake.requests)  # no detail requests needed
+
+
+def test_votes_are_not_requested_for_ideas_without_any_vote(fake: FakeAha, config: dict) -> None:
+    fake.seed(80)
+    run_tap(config)
+    asked = {r.path.split("/")[4] for r in fake.requests if r.path.endswith("/endorsements")}
+    with_votes = {i["id"] for i in fake.ideas() if i["endorsements_count"]}
+    assert asked == with_votes
+    assert all(r.query.get("proxy") == "true" for r in fake.requests if r.path.endswith("/endorsements"))
+
+
+def test_empty_account_reads_one_page_and_keeps_no_bookmark(fake: FakeAha, config: dict) -> None:
+    run = run_tap(config)
+    assert run.records("ideas") == []
+    assert fake.count() == 1
+    assert run.bookmark() is None
+
+
+def test_filters_and_start_date_are_sent(fake: FakeAha, config: dict) -> None:
+    fake.seed(20)
+    run_tap({**config, "ideas_workflow_status": "Shipped", "ideas_q": "export", "start_date": "2023-01-01"})
+    first = fake.requests[0]
+    assert first.query["workflow_status"] == "Shipped"
+    assert first.query["q"] == "export"
+    assert first.query["updated_since"] == "2023-01-01T00:00:00.000Z"
+
+
+def test_incremental_run_reads_only_changed_ideas_and_their_children(fake: FakeAha, config: dict) -> None:
+    fake.seed(200)
+    first = run_tap(config)
+    bookmark = first.bookmark()
+    assert bookmark == max(i["updated_at"] for i in fake.ideas())
+
+    ids = fake.idea_ids()
+    updated, voted, commented = ids[3], ids[50], ids[120]
+    fake.update_idea(updated, name="Renamed idea")
+    vote = fake.add_vote(voted)
+    comment = fake.add_comment(commented)
+    new_idea = fake.add_idea(name="Brand new")
+    fake.clear_requests()
+
+    second = run_tap(config, state=first.state)
+
+    assert fake.requests[0].query["updated_since"] == bookmark
+    ties = {i["id"] for i in fake.ideas() if i["updated_at"] == bookmark}  # the filter is inclusive
+    assert second.ids("ideas") == {updated, voted, commented, new_idea["id"]} | ties
+    assert {r["name"] for r in second.records("ideas") if r["id"] == updated} == {"Renamed idea"}
+    assert vote["id"] in second.ids("idea_proxy_votes")
+    assert {r["idea_id"] for r in second.records("idea_proxy_votes")} <= second.ids("ideas")
+    assert comment["id"] in second.ids("idea_comments")
+    assert {r["idea_id"] for r in second.records("idea_comments")} <= second.ids("ideas")
+    children_asked = {r.path.split("/")[4] for r in fake.requests if r.path.count("/") == 5}
+    assert children_asked <= second.ids("ideas")
+    second_bookmark = second.bookmark()
+    assert second_bookmark is not None
+    assert bookmark < second_bookmark <= max(i["updated_at"] for i in fake.ideas())
+
+
+def test_run_without_changes_keeps_the_bookmark(fake: FakeAha, config: dict) -> None:
+    fake.seed(40)
+    first = run_tap(config)
+    fake.clear_requests()
+    second = run_tap(config, state=first.state)
+    ties = {i["id"] for i in fake.ideas() if i["updated_at"] == first.bookmark()}
+    assert second.ids("ideas") == ties  # only what the inclusive filter repeats
+    assert second.bookmark() == first.bookmark()
+    assert len([r for r in fake.requests if r.path == "/api/v1/ideas"]) == 1
+
+
+def test_bookmark_never_passes_the_run_start(fake: FakeAha, config: dict) -> None:
+    fake.seed(10)
+    future = fake.update_idea(fake.idea_ids()[0], name="From the future")
+    later = "2099-01-01T00:00:00.000Z"
+    fake.update_idea(future["id"], updated_at=later)
+    before = dt.datetime.now(dt.UTC)
+    run = run_tap(config)
+    assert later in {r["updated_at"] for r in run.records("ideas")}
+    bookmark = run.bookmark()
+    assert bookmark is not None
+    assert bookmark < later
+    assert dt.datetime.fromisoformat(bookmark.replace("Z", "+00:00")) <= before + dt.timedelta(seconds=1)
+
+
+def test_bookmark_follows_the_servers_clock_when_it_is_behind(fake: FakeAha, config: dict) -> None:
+    """An Aha! clock an hour behind ours: updates made during the run must still be after the bookmark."""
+    fake.seed(10)
+    behind = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    fake.clock = lambda: behind
+    fake.update_idea(fake.idea_ids()[0], name="Changed on Aha!'s clock")
+    run = run_tap(config)
+    bookmark = run.bookmark()
+    assert bookmark is not None
+    assert bookmark <= behind.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def test_state_size_does_not_grow_with_the_number_of_ideas(config: dict) -> None:
+    largest, final = {}, {}
+    for count in (100, 5_000):
+        with FakeAha(rng_seed=count) as fake:
+            fake.seed(count)
+            run = run_tap({**config, "api_url": fake.url})
+            assert len(run.records("ideas")) == count
+            largest[count] = max(len(json.dumps(state)) for state in run.states)
+            final[count] = len(json.dumps(run.state))
+            assert len(run.states) < 20  # not one STATE per idea
+    assert largest[5_000] == largest[100] < 1_000
+    assert final[5_000] == final[100] < 400
+
+
+@pytest.mark.parametrize("cap", [1, 7, 250])
+def test_max_ideas_is_an_exact_cap_and_keeps_the_bookmark(fake: FakeAha, config: dict, cap: int) -> None:
+    fake.seed(300)
+    run = run_tap({**config, "max_ideas": cap})
+    assert len(run.ids("ideas")) == cap
+    assert run.bookmark() in {None, "1970-01-01T00:00:00.000Z"}  # the next run reads everything
