@@ -19,6 +19,7 @@ from tap_aha.tap import TapAha
 from tests.fake_aha import FakeAha
 
 REPO = Path(__file__).resolve().parents[1]
+Config = dict[str, t.Any]
 TAP = [sys.executable, "-m", "tap_aha"]
 
 
@@ -62,11 +63,11 @@ def run_tap(
     catalog: dict[str, t.Any] | None = None,
 ) -> Run:
     """Run a sync in this process (fast; lets tests patch backoff) and collect its output."""
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    buffer = io.BytesIO()
+    out = io.TextIOWrapper(buffer, encoding="utf-8")
     with contextlib.redirect_stdout(out):
         TapAha(config=config, state=state, catalog=catalog).sync_all()
         out.flush()
-    buffer = t.cast("io.BytesIO", out.buffer)
     return Run(parse_messages(buffer.getvalue().decode()))
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
 
 from tap_aha.errors import AhaAPIError, AuthError
-from tests.conftest import run_tap
+from tests.conftest import Config, run_tap
 from tests.fake_aha import FakeAha
 
 
@@ -15,7 +16,7 @@ def _complete(run_ideas: set[str], fake: FakeAha) -> bool:
     return run_ideas == set(fake.idea_ids())
 
 
-def test_429_with_retry_after_waits_that_long_and_loses_nothing(fake: FakeAha, config: dict) -> None:
+def test_429_with_retry_after_waits_that_long_and_loses_nothing(fake: FakeAha, config: Config) -> None:
     fake.seed(30)
     fake.inject("429", path_prefix="/ideas", times=2, retry_after=0.6)
     started = time.monotonic()
@@ -26,18 +27,18 @@ def test_429_with_retry_after_waits_that_long_and_loses_nothing(fake: FakeAha, c
     assert len(served) == 2
 
 
-def test_429_without_retry_after_backs_off_exponentially(fake: FakeAha, config: dict) -> None:
+def test_429_without_retry_after_backs_off_exponentially(fake: FakeAha, config: Config) -> None:
     fake.seed(30)
     fake.inject("429", path_prefix="/ideas", times=3)
     run = run_tap(config)
     assert _complete(run.ids("ideas"), fake)
     first_four = fake.requests[:4]
-    gaps = [b.time - a.time for a, b in zip(first_four, first_four[1:], strict=False)]
+    gaps = [b.time - a.time for a, b in itertools.pairwise(first_four)]
     assert gaps[0] < gaps[1] < gaps[2]  # 10, 20, 40 ms with the tests' fast backoff
 
 
 def test_a_429_storm_longer_than_the_retry_budget_for_errors_is_still_waited_out(
-    fake: FakeAha, config: dict
+    fake: FakeAha, config: Config
 ) -> None:
     fake.seed(10)
     fake.inject("429", path_prefix="/ideas", times=8, retry_after=0.01)
@@ -46,7 +47,7 @@ def test_a_429_storm_longer_than_the_retry_budget_for_errors_is_still_waited_out
 
 
 @pytest.mark.parametrize("fault", ["500", "502", "503", "truncated", "invalid_json", "reset", "empty_200"])
-def test_transient_faults_are_retried_on_every_endpoint(fake: FakeAha, config: dict, fault: str) -> None:
+def test_transient_faults_are_retried_on_every_endpoint(fake: FakeAha, config: Config, fault: str) -> None:
     fake.seed(40)
     some_idea = fake.idea_ids()[5]
     fake.inject(fault, path_prefix="/ideas", times=1)
@@ -57,14 +58,16 @@ def test_transient_faults_are_retried_on_every_endpoint(fake: FakeAha, config: d
     assert len([r for r in fake.requests if r.fault == fault]) == 3
 
 
-def test_timeouts_are_retried(fake: FakeAha, config: dict) -> None:
+def test_timeouts_are_retried(fake: FakeAha, config: Config) -> None:
     fake.seed(5)
     fake.inject("slow", path_prefix="/ideas", times=1)
     run = run_tap({**config, "request_timeout": 0.5})
     assert _complete(run.ids("ideas"), fake)
 
 
-def test_persistent_failure_stops_the_run_without_advancing_the_bookmark(fake: FakeAha, config: dict) -> None:
+def test_persistent_failure_stops_the_run_without_advancing_the_bookmark(
+    fake: FakeAha, config: Config
+) -> None:
     fake.seed(20)
     first = run_tap(config)
     fake.update_idea(fake.idea_ids()[0], name="changed")
@@ -75,7 +78,7 @@ def test_persistent_failure_stops_the_run_without_advancing_the_bookmark(fake: F
 
 
 @pytest.mark.parametrize(("fault", "words"), [("401", "rejected the API key"), ("403", "refused access")])
-def test_auth_errors_stop_at_once(fake: FakeAha, config: dict, fault: str, words: str) -> None:
+def test_auth_errors_stop_at_once(fake: FakeAha, config: Config, fault: str, words: str) -> None:
     fake.seed(5)
     fake.inject(fault, times=100)
     with pytest.raises(AuthError, match=words) as caught:
@@ -84,7 +87,7 @@ def test_auth_errors_stop_at_once(fake: FakeAha, config: dict, fault: str, words
     assert fake.api_key not in str(caught.value)
 
 
-def test_children_of_an_idea_deleted_mid_run_are_skipped(fake: FakeAha, config: dict) -> None:
+def test_children_of_an_idea_deleted_mid_run_are_skipped(fake: FakeAha, config: Config) -> None:
     fake.seed(30)
     victim = next(i["id"] for i in fake.ideas() if i["endorsements_count"])
 
@@ -100,7 +103,7 @@ def test_children_of_an_idea_deleted_mid_run_are_skipped(fake: FakeAha, config: 
     assert run.ids("ideas") == set(fake.idea_ids()) | {victim}
 
 
-def test_the_client_side_limit_keeps_the_run_under_the_servers_limit(config: dict) -> None:
+def test_the_client_side_limit_keeps_the_run_under_the_servers_limit(config: Config) -> None:
     with FakeAha(rate_limit_per_second=8, rate_limit_per_minute=10_000) as fake:
         fake.seed(20, comment_share=1.0)
         run = run_tap({**config, "api_url": fake.url, "requests_per_second": 8})

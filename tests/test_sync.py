@@ -8,7 +8,7 @@ import typing as t
 
 import pytest
 
-from tests.conftest import run_tap
+from tests.conftest import Config, run_tap
 from tests.fake_aha import FakeAha
 
 DETAIL_ONLY = ("product_id", "endorsements_count", "comments_count", "votes", "custom_fields", "categories")
@@ -22,7 +22,7 @@ def _expected_comments(fake: FakeAha) -> dict[str, tuple[str, dict[str, t.Any]]]
     return {c["id"]: (idea_id, c) for idea_id in fake.idea_ids() for c in fake.comments(idea_id)}
 
 
-def test_full_sync_emits_every_full_idea_vote_and_comment_exactly(fake: FakeAha, config: dict) -> None:
+def test_full_sync_emits_every_full_idea_vote_and_comment_exactly(fake: FakeAha, config: Config) -> None:
     fake.seed(120)
     run = run_tap(config)
 
@@ -45,7 +45,7 @@ def test_full_sync_emits_every_full_idea_vote_and_comment_exactly(fake: FakeAha,
         assert comment == {**original, "idea_id": idea_id}
 
 
-def test_each_stream_sends_one_schema_and_keys(fake: FakeAha, config: dict) -> None:
+def test_each_stream_sends_one_schema_and_keys(fake: FakeAha, config: Config) -> None:
     fake.seed(30)
     run = run_tap(config)
     for stream in ("ideas", "idea_proxy_votes", "idea_comments"):
@@ -55,7 +55,7 @@ def test_each_stream_sends_one_schema_and_keys(fake: FakeAha, config: dict) -> N
         assert schemas[0]["bookmark_properties"] == ["updated_at"]
 
 
-def test_list_that_ignores_fields_is_completed_from_each_ideas_detail(config: dict) -> None:
+def test_list_that_ignores_fields_is_completed_from_each_ideas_detail(config: Config) -> None:
     with FakeAha(list_honours_fields=False) as fake:
         fake.seed(25)
         run = run_tap({**config, "api_url": fake.url})
@@ -65,7 +65,7 @@ def test_list_that_ignores_fields_is_completed_from_each_ideas_detail(config: di
         assert len(details) == 25
 
 
-def test_list_asks_for_the_full_idea_with_fields_and_max_page_size(fake: FakeAha, config: dict) -> None:
+def test_list_asks_for_the_full_idea_with_fields_and_max_page_size(fake: FakeAha, config: Config) -> None:
     fake.seed(450)
     run_tap(config)
     listing = [r for r in fake.requests if r.path == "/api/v1/ideas"]
@@ -77,7 +77,7 @@ def test_list_asks_for_the_full_idea_with_fields_and_max_page_size(fake: FakeAha
     assert not any(r.path.count("/") == 4 for r in fake.requests)  # no detail requests needed
 
 
-def test_votes_are_not_requested_for_ideas_without_any_vote(fake: FakeAha, config: dict) -> None:
+def test_votes_are_not_requested_for_ideas_without_any_vote(fake: FakeAha, config: Config) -> None:
     fake.seed(80)
     run_tap(config)
     asked = {r.path.split("/")[4] for r in fake.requests if r.path.endswith("/endorsements")}
@@ -86,14 +86,14 @@ def test_votes_are_not_requested_for_ideas_without_any_vote(fake: FakeAha, confi
     assert all(r.query.get("proxy") == "true" for r in fake.requests if r.path.endswith("/endorsements"))
 
 
-def test_empty_account_reads_one_page_and_keeps_no_bookmark(fake: FakeAha, config: dict) -> None:
+def test_empty_account_reads_one_page_and_keeps_no_bookmark(fake: FakeAha, config: Config) -> None:
     run = run_tap(config)
     assert run.records("ideas") == []
     assert fake.count() == 1
     assert run.bookmark() is None
 
 
-def test_filters_and_start_date_are_sent(fake: FakeAha, config: dict) -> None:
+def test_filters_and_start_date_are_sent(fake: FakeAha, config: Config) -> None:
     fake.seed(20)
     run_tap({**config, "ideas_workflow_status": "Shipped", "ideas_q": "export", "start_date": "2023-01-01"})
     first = fake.requests[0]
@@ -102,7 +102,7 @@ def test_filters_and_start_date_are_sent(fake: FakeAha, config: dict) -> None:
     assert first.query["updated_since"] == "2023-01-01T00:00:00.000Z"
 
 
-def test_incremental_run_reads_only_changed_ideas_and_their_children(fake: FakeAha, config: dict) -> None:
+def test_incremental_run_reads_only_changed_ideas_and_their_children(fake: FakeAha, config: Config) -> None:
     fake.seed(200)
     first = run_tap(config)
     bookmark = first.bookmark()
@@ -133,7 +133,7 @@ def test_incremental_run_reads_only_changed_ideas_and_their_children(fake: FakeA
     assert bookmark < second_bookmark <= max(i["updated_at"] for i in fake.ideas())
 
 
-def test_run_without_changes_keeps_the_bookmark(fake: FakeAha, config: dict) -> None:
+def test_run_without_changes_keeps_the_bookmark(fake: FakeAha, config: Config) -> None:
     fake.seed(40)
     first = run_tap(config)
     fake.clear_requests()
@@ -144,7 +144,7 @@ def test_run_without_changes_keeps_the_bookmark(fake: FakeAha, config: dict) -> 
     assert len([r for r in fake.requests if r.path == "/api/v1/ideas"]) == 1
 
 
-def test_bookmark_never_passes_the_run_start(fake: FakeAha, config: dict) -> None:
+def test_bookmark_never_passes_the_run_start(fake: FakeAha, config: Config) -> None:
     fake.seed(10)
     future = fake.update_idea(fake.idea_ids()[0], name="From the future")
     later = "2099-01-01T00:00:00.000Z"
@@ -158,7 +158,7 @@ def test_bookmark_never_passes_the_run_start(fake: FakeAha, config: dict) -> Non
     assert dt.datetime.fromisoformat(bookmark.replace("Z", "+00:00")) <= before + dt.timedelta(seconds=1)
 
 
-def test_bookmark_follows_the_servers_clock_when_it_is_behind(fake: FakeAha, config: dict) -> None:
+def test_bookmark_follows_the_servers_clock_when_it_is_behind(fake: FakeAha, config: Config) -> None:
     """An Aha! clock an hour behind ours: updates made during the run must still be after the bookmark."""
     fake.seed(10)
     behind = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
@@ -170,7 +170,7 @@ def test_bookmark_follows_the_servers_clock_when_it_is_behind(fake: FakeAha, con
     assert bookmark <= behind.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def test_state_size_does_not_grow_with_the_number_of_ideas(config: dict) -> None:
+def test_state_size_does_not_grow_with_the_number_of_ideas(config: Config) -> None:
     largest, final = {}, {}
     for count in (100, 5_000):
         with FakeAha(rng_seed=count) as fake:
@@ -185,7 +185,7 @@ def test_state_size_does_not_grow_with_the_number_of_ideas(config: dict) -> None
 
 
 @pytest.mark.parametrize("cap", [1, 7, 250])
-def test_max_ideas_is_an_exact_cap_and_keeps_the_bookmark(fake: FakeAha, config: dict, cap: int) -> None:
+def test_max_ideas_is_an_exact_cap_and_keeps_the_bookmark(fake: FakeAha, config: Config, cap: int) -> None:
     fake.seed(300)
     run = run_tap({**config, "max_ideas": cap})
     assert len(run.ids("ideas")) == cap
