@@ -35,6 +35,7 @@ class AhaSettings:
     requests_per_second: int = 15
     request_timeout: float = 60.0
     max_retries: int = 5
+    parallel_requests: int = 4
     user_agent: str = f"tap-aha/{__version__}"
 
     def __repr__(self) -> str:
@@ -73,6 +74,9 @@ class AhaSettings:
             requests_per_second=min(rps, rpm),
             request_timeout=_number(config, "request_timeout", cls.request_timeout),
             max_retries=_integer(config, "max_retries", cls.max_retries, minimum=0, maximum=20),
+            parallel_requests=_integer(
+                config, "parallel_requests", cls.parallel_requests, minimum=1, maximum=16
+            ),
             user_agent=_text(config, "user_agent") or cls.user_agent,
         )
 

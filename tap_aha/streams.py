@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import typing as t
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -105,43 +106,74 @@ class IdeasStream(AhaStream):
         self._updated_since = format_timestamp(start) if start else None
         emitted: set[str] = set()
         cap = self.settings.max_ideas
-        for walk_number in range(1, self.max_listing_passes + 1):
-            self._walk = _Walk()
-            for page in self.request_records(context):
-                for idea in self._complete(page[self.root_key]):
-                    self._walk.seen.add(idea["id"])
-                    if idea["id"] in emitted:
-                        continue
-                    emitted.add(idea["id"])
-                    yield idea
+        prefetcher = self.connection.prefetcher
+        try:
+            for walk_number in range(1, self.max_listing_passes + 1):
+                self._walk = _Walk()
+                for page in self.request_records(context):
+                    prefetcher.discard()  # the previous page's children were all taken by now
+                    items = page[self.root_key]
+                    self._walk.seen.update(item["id"] for item in items)
+                    ideas = [idea for idea in self._complete(items) if idea["id"] not in emitted]
+                    if cap is not None:
+                        ideas = ideas[: cap - len(emitted)]
+                    self._prefetch_children(ideas)
+                    for idea in ideas:
+                        emitted.add(idea["id"])
+                        yield idea
                     if cap is not None and len(emitted) >= cap:
                         self.logger.info("Stopped at max_ideas=%d; the bookmark is not advanced.", cap)
                         self._hold_bookmark(context)
                         return
-            if not self._walk.shifted():
-                return
-            self.logger.warning(
-                "The ideas listing changed while it was read (walk %d: %d distinct of %s listed); "
-                "reading it again so no idea is skipped.",
-                walk_number, len(self._walk.seen), sorted(self._walk.totals),
-            )  # fmt: skip
-        self.logger.warning("The listing kept changing; the bookmark is not advanced this run.")
-        self._hold_bookmark(context)
+                if not self._walk.shifted():
+                    return
+                self.logger.warning(
+                    "The ideas listing changed while it was read (walk %d: %d distinct of %s listed); "
+                    "reading it again so no idea is skipped.",
+                    walk_number, len(self._walk.seen), sorted(self._walk.totals),
+                )  # fmt: skip
+            self.logger.warning("The listing kept changing; the bookmark is not advanced this run.")
+            self._hold_bookmark(context)
+        finally:
+            prefetcher.discard()
 
     def get_child_context(self, record: Record, context: Context | None) -> Context:
         """Children need the idea id; the vote count lets the votes stream skip empty requests."""
         return {"idea_id": record["id"], "endorsements_count": record.get("endorsements_count")}
 
-    def _complete(self, items: list[dict[str, t.Any]]) -> t.Iterator[dict[str, t.Any]]:
+    def _complete(self, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
         """Full ideas for a page: list items as they are when complete, else each idea's detail."""
-        for item in items:
-            if all(key in item for key in DETAIL_MARKERS):
-                yield item
-                continue
-            try:
-                yield self.get_object(f"/ideas/{item['id']}", "idea")
-            except NotFoundError:
-                self.logger.warning("Idea %s was deleted while it was read; skipping it.", item["id"])
+        missing = [item for item in items if not all(key in item for key in DETAIL_MARKERS)]
+        if not missing:
+            return items
+        details = self.connection.prefetcher.map(self._detail, missing)
+        by_id = {item["id"]: detail for item, detail in zip(missing, details, strict=True)}
+        complete = [by_id.get(item["id"], item) for item in items]
+        return [idea for idea in complete if idea is not None]
+
+    def _detail(self, item: dict[str, t.Any]) -> dict[str, t.Any] | None:
+        try:
+            detail: dict[str, t.Any] = self.get_object(f"/ideas/{item['id']}", "idea")
+        except NotFoundError:
+            self.logger.warning("Idea %s was deleted while it was read; skipping it.", item["id"])
+            return None
+        return detail
+
+    def _prefetch_children(self, ideas: list[dict[str, t.Any]]) -> None:
+        """Start the children requests of a page in the pool; the SDK's child syncs take the results."""
+        prefetcher = self.connection.prefetcher
+        if not prefetcher.enabled:
+            return
+        children = [
+            child
+            for child in self.child_streams
+            if isinstance(child, IdeaChildStream) and (child.selected or child.has_selected_descendents)
+        ]
+        for idea in ideas:  # in the order the SDK will sync them
+            child_context = self.get_child_context(idea, None)
+            for child in children:
+                if child.wants(child_context):
+                    prefetcher.submit(child.name, idea["id"], functools.partial(child.fetch, child_context))
 
     def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""
@@ -184,13 +216,24 @@ class IdeaChildStream(AhaStream):
             super()._write_schema_message()
             self._schema_sent = True
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """The idea's records; an idea deleted since it was listed has none (404)."""
+    def wants(self, context: Context) -> bool:
+        """Whether this idea can have records here at all (no request when it cannot)."""
+        return True
+
+    def fetch(self, context: Context) -> list[dict[str, t.Any]]:
+        """All of an idea's records; an idea deleted since it was listed has none (404)."""
         try:
-            yield from self.request_records(context)
+            return list(self.request_records(context))
         except NotFoundError:
-            idea_id = context["idea_id"] if context else "?"
-            self.logger.warning("Idea %s is gone (404 on %s); skipping it.", idea_id, self.name)
+            self.logger.warning("Idea %s is gone (404 on %s); skipping it.", context["idea_id"], self.name)
+            return []
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The idea's records, prefetched by the ideas stream when it could."""
+        if context is None or not self.wants(context):
+            return []
+        rows = self.connection.prefetcher.take(self.name, context["idea_id"])
+        return self.fetch(context) if rows is None else rows
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Tie each record to its idea with the parent's string id."""
@@ -211,11 +254,9 @@ class IdeaProxyVotesStream(IdeaChildStream):
         """Only proxy votes."""
         return {**super().get_url_params(context, next_page_token), "proxy": "true"}
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+    def wants(self, context: Context) -> bool:
         """No request when the idea has no votes at all (`endorsements_count` counts every vote)."""
-        if context and context.get("endorsements_count") == 0:
-            return
-        yield from super().get_records(context)
+        return context.get("endorsements_count") != 0
 
 
 class IdeaCommentsStream(IdeaChildStream):

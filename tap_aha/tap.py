@@ -9,6 +9,7 @@ from functools import cached_property
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.client import AhaConnection
@@ -34,6 +35,7 @@ class TapAha(Tap):
     """Aha! ideas, their proxy votes and their internal comments, incremental on `updated_at`."""
 
     name = "tap-aha"
+    message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer
 
     config_jsonschema = th.PropertiesList(
         th.Property("api_key", th.StringType, required=True, secret=True,
@@ -62,6 +64,9 @@ class TapAha(Tap):
         th.Property("max_retries", th.IntegerType, default=AhaSettings.max_retries,
                     description="Retries of a failed request (5xx, timeout, broken body); 429s "
                     "get twice as many (at least 10)."),
+        th.Property("parallel_requests", th.IntegerType, default=AhaSettings.parallel_requests,
+                    description="Requests in flight at once for details, votes and comments (1-16); "
+                    "the rate limits still apply to all of them."),
         th.Property("user_agent", th.StringType, default=AhaSettings.user_agent,
                     description="User-Agent header sent to Aha!."),
     ).to_dict()  # fmt: skip

@@ -8,6 +8,7 @@ import typing as t
 
 import pytest
 
+from tap_aha.errors import AuthError
 from tests.conftest import Config, run_tap
 from tests.fake_aha import FakeAha
 
@@ -190,3 +191,23 @@ def test_max_ideas_is_an_exact_cap_and_keeps_the_bookmark(fake: FakeAha, config:
     run = run_tap({**config, "max_ideas": cap})
     assert len(run.ids("ideas")) == cap
     assert run.bookmark() in {None, "1970-01-01T00:00:00.000Z"}  # the next run reads everything
+
+
+def test_parallel_prefetch_writes_exactly_what_a_sequential_run_writes(config: Config) -> None:
+    outputs = []
+    for parallel in (1, 4):
+        with FakeAha(rng_seed=3, latency=0.002) as fake:
+            fake.seed(150)
+            run = run_tap({**config, "api_url": fake.url, "parallel_requests": parallel, "page_size": 40})
+            trace = [(m["type"], m.get("stream"), m.get("record", {}).get("id")) for m in run.messages]
+            outputs.append(trace)
+    assert outputs[0] == outputs[1]
+
+
+def test_a_fatal_error_in_a_prefetch_stops_the_run_without_a_flood(fake: FakeAha, config: Config) -> None:
+    fake.seed(200)
+    victim = fake.idea_ids()[-1]  # newest: first in the listing
+    fake.inject("401", path_prefix=f"/ideas/{victim}/comments", times=1)
+    with pytest.raises(AuthError):
+        run_tap(config)
+    assert fake.count() < 20  # the queued child requests of the page were not sent
