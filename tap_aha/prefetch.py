@@ -1,71 +1,120 @@
-"""Bounded concurrency for a sequential SDK: fetch the children of a page of ideas ahead of time.
+"""Bounded concurrency for a sequential SDK: fetch the children of ideas a little ahead of time.
 
 The SDK syncs each idea's children one request after another, so at Aha!'s latency a run would use a
-fraction of its rate limit. The ideas stream submits each child request of a page here; the child streams
-then take the finished results in the SDK's usual order. Every request still passes the shared rate limiter,
-and nothing is written from a worker thread, so Singer output and state are exactly as without it.
+fraction of its rate limit. The ideas stream plans each child request of a page here; a few of them run
+ahead in worker threads and the child streams take the results in the SDK's usual order. Every request still
+passes the shared rate limiter and nothing is written from a worker, so Singer output and state are exactly
+as without it. Workers are daemon threads that exit when idle: an abandoned run neither waits for them nor
+keeps sending more than a window of requests.
 """
 
 from __future__ import annotations
 
+import functools
+import queue
 import threading
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 Row = dict[str, t.Any]
 Rows = list[Row]
+Key = tuple[str, str]
+_Job = tuple["Future[t.Any]", "Callable[[], t.Any]"]
+IDLE_SECONDS = 2.0
 
 
 class Prefetcher:
-    """A small thread pool plus the results waiting to be taken, keyed by (stream, idea id)."""
+    """Worker threads plus the planned and running fetches, keyed by (stream, idea id)."""
 
     def __init__(self, workers: int) -> None:
-        """Create the pool lazily: a run without children (or one worker) never starts threads."""
+        """Run at most `workers` fetches at once and at most twice that many ahead of the consumer."""
         self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[tuple[str, str], Future[Rows]] = {}
+        self._window = 2 * workers
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._alive = 0
+        self._lock = threading.Lock()
+        self._planned: deque[tuple[Key, Callable[[], Rows]]] = deque()
+        self._running: dict[Key, Future[Rows]] = {}
         self._failed = threading.Event()
 
     @property
     def enabled(self) -> bool:
-        """One worker means plain sequential requests."""
+        """One worker means plain sequential requests in the caller's thread."""
         return self._workers > 1
 
-    def map(
-        self, func: Callable[[dict[str, t.Any]], dict[str, t.Any] | None], items: Iterable[dict[str, t.Any]]
-    ) -> list[dict[str, t.Any] | None]:
-        """Run `func` over `items` in the pool, results in input order."""
-        return list(self._executor().map(func, items))
+    def map(self, func: Callable[[Row], Row | None], items: Iterable[Row]) -> list[Row | None]:
+        """Run `func` over `items` concurrently, results in input order."""
+        if not self.enabled:
+            return [func(item) for item in items]
+        futures = [self._start(functools.partial(func, item)) for item in items]
+        return [future.result() for future in futures]
 
-    def submit(self, stream: str, idea_id: str, fetch: Callable[[], Rows]) -> None:
-        """Start fetching one idea's records for one child stream."""
-        self._pending[(stream, idea_id)] = self._executor().submit(self._guarded, fetch)
+    def plan(self, key: Key, fetch: Callable[[], Rows]) -> None:
+        """Queue one idea's fetch for one child stream; it starts once the window has room."""
+        self._planned.append((key, fetch))
+        self._top_up()
 
-    def take(self, stream: str, idea_id: str) -> Rows | None:
-        """The prefetched records (re-raising the fetch's error), or None if none was submitted."""
-        future = self._pending.pop((stream, idea_id), None)
-        return None if future is None else future.result()
+    def take(self, key: Key) -> Rows | None:
+        """The fetched records (re-raising the fetch's error), or None if nothing was planned for `key`."""
+        future = self._running.pop(key, None)
+        if future is None:
+            fetch = self._unplan(key)
+            return None if fetch is None else fetch()
+        self._top_up()
+        return future.result()
 
     def discard(self) -> None:
-        """Drop results nobody will take (filtered ideas, an aborted run) and cancel what has not started."""
-        for future in self._pending.values():
+        """Forget fetches nobody will take (filtered ideas, an aborted run); cancel those not started."""
+        self._planned.clear()
+        for future in self._running.values():
             future.cancel()
-        self._pending.clear()
+        self._running.clear()
 
-    def _guarded(self, fetch: Callable[[], Rows]) -> Rows:
+    def _unplan(self, key: Key) -> Callable[[], Rows] | None:
+        for index, (planned_key, fetch) in enumerate(self._planned):
+            if planned_key == key:
+                del self._planned[index]
+                return fetch
+        return None
+
+    def _top_up(self) -> None:
+        while self._planned and len(self._running) < self._window:
+            key, fetch = self._planned.popleft()
+            self._running[key] = self._start(fetch)
+
+    def _start(self, fetch: Callable[[], t.Any]) -> Future[t.Any]:
+        future: Future[t.Any] = Future()
+        self._jobs.put((future, fetch))
+        with self._lock:
+            if self._alive < self._workers:
+                self._alive += 1
+                threading.Thread(target=self._work, name="tap-aha-prefetch", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                future, fetch = self._jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():  # a job put just now would otherwise wait for a worker
+                        self._alive -= 1
+                        return
+                continue
+            if future.set_running_or_notify_cancel():
+                self._run(future, fetch)
+
+    def _run(self, future: Future[t.Any], fetch: Callable[[], t.Any]) -> None:
         """Once one fetch failed for good, later ones fail at once instead of spending requests."""
         if self._failed.is_set():
-            raise RuntimeError("an earlier prefetch failed")
+            future.set_exception(RuntimeError("an earlier prefetch failed"))
+            return
         try:
-            return fetch()
-        except BaseException:
+            future.set_result(fetch())
+        except BaseException as exc:  # handed to the consumer through the future
             self._failed.set()
-            raise
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="tap-aha")
-        return self._pool
+            future.set_exception(exc)

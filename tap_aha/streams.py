@@ -102,6 +102,11 @@ class IdeasStream(AhaStream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Walk the listing; walk it again while page boundaries shifted, emitting each idea once."""
+        if not self.selected:
+            self.logger.warning(
+                "A child stream is selected without 'ideas': the SDK then never saves the ideas bookmark, "
+                "so every run reads every idea again. Select 'ideas' too."
+            )
         start = self.get_starting_timestamp(context)
         self._updated_since = format_timestamp(start) if start else None
         emitted: set[str] = set()
@@ -173,7 +178,7 @@ class IdeasStream(AhaStream):
             child_context = self.get_child_context(idea, None)
             for child in children:
                 if child.wants(child_context):
-                    prefetcher.submit(child.name, idea["id"], functools.partial(child.fetch, child_context))
+                    prefetcher.plan((child.name, idea["id"]), functools.partial(child.fetch, child_context))
 
     def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""
@@ -232,7 +237,7 @@ class IdeaChildStream(AhaStream):
         """The idea's records, prefetched by the ideas stream when it could."""
         if context is None or not self.wants(context):
             return []
-        rows = self.connection.prefetcher.take(self.name, context["idea_id"])
+        rows = self.connection.prefetcher.take((self.name, context["idea_id"]))
         return self.fetch(context) if rows is None else rows
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:

@@ -9,6 +9,7 @@ import typing as t
 import pytest
 
 from tap_aha.errors import AuthError
+from tap_aha.tap import TapAha
 from tests.conftest import Config, run_tap
 from tests.fake_aha import FakeAha
 
@@ -211,3 +212,17 @@ def test_a_fatal_error_in_a_prefetch_stops_the_run_without_a_flood(fake: FakeAha
     with pytest.raises(AuthError):
         run_tap(config)
     assert fake.count() < 20  # the queued child requests of the page were not sent
+
+
+def test_children_selected_without_ideas_warn_and_still_arrive(
+    fake: FakeAha, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.seed(20)
+    catalog = TapAha(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        top = next(m for m in entry["metadata"] if m["breadcrumb"] == [])
+        top["metadata"]["selected"] = entry["tap_stream_id"] != "ideas"
+    run = run_tap(config, catalog=catalog)
+    assert run.records("ideas") == []
+    assert run.records("idea_comments")
+    assert "selected without 'ideas'" in caplog.text
