@@ -112,6 +112,7 @@ class AhaStream(RESTStream[int]):
     """Common plumbing for all Aha! streams."""
 
     root_key: t.ClassVar[str]
+    string_fields: t.ClassVar[tuple[str, ...]] = ()
     backoff_base_seconds: t.ClassVar[float] = 2.0
     max_backoff_seconds: t.ClassVar[float] = 60.0
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
@@ -186,9 +187,16 @@ class AhaStream(RESTStream[int]):
             raise RetriableAPIError(msg, response)
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
-        """The items under the endpoint's root key (checked to be a list before this is called)."""
-        items: list[dict[str, t.Any]] = payload_of(response)[self.root_key]
-        return items
+        """The records under the endpoint's root key."""
+        return records_of(response, self.root_key)
+
+    def post_process(self, row: dict[str, t.Any], context: Context | None = None) -> dict[str, t.Any] | None:
+        """Fields the schema types as strings, as strings: Aha! sends some as numbers now and then."""
+        for key in self.string_fields:
+            value = row.get(key)
+            if value is not None and not isinstance(value, str):
+                row[key] = str(value)
+        return row
 
     def get_object(self, path: str, root: str, params: dict[str, t.Any] | None = None) -> t.Any:
         """One GET outside the stream's own listing (an idea's detail), through the same path."""
@@ -245,6 +253,20 @@ class AhaStream(RESTStream[int]):
 
     def _gave_up(self, exc: Exception, attempts: int) -> AhaAPIError:
         return AhaAPIError(f"Gave up after {attempts} attempts: {_describe(exc)}.")
+
+
+def records_of(response: requests.Response, root: str) -> list[dict[str, t.Any]]:
+    """A list answer's records, each with a string `id` (ids are keys: one without is fatal)."""
+    items: list[t.Any] = payload_of(response)[root]
+    for item in items:
+        if not isinstance(item, dict) or item.get("id") in {None, ""}:
+            raise AhaAPIError(
+                f"Aha! sent a '{root}' item without an id for GET {response.request.path_url}; "
+                "stopping without advancing the bookmark."
+            )
+        if not isinstance(item["id"], str):
+            item["id"] = str(item["id"])
+    return items
 
 
 def _check_root(response: requests.Response, root: str, *, want_list: bool) -> None:

@@ -12,8 +12,8 @@ from singer_sdk import StreamSchema
 from singer_sdk.schema.source import SchemaDirectory
 
 from tap_aha import schemas
-from tap_aha.client import AhaStream, payload_of
-from tap_aha.errors import NotFoundError
+from tap_aha.client import AhaStream, payload_of, records_of
+from tap_aha.errors import AhaAPIError, NotFoundError
 from tap_aha.timestamps import format_timestamp
 
 if t.TYPE_CHECKING:
@@ -64,6 +64,7 @@ class IdeasStream(AhaStream):
     primary_keys = ("id",)
     replication_key = "updated_at"
     is_sorted = False  # Aha! documents no ascending order: bookmark promoted at stream end.
+    string_fields = ("product_id",)
     schema = StreamSchema(SCHEMAS)
     max_listing_passes = 4
 
@@ -97,7 +98,7 @@ class IdeasStream(AhaStream):
         self._walk.page(pagination.get("total_records") if isinstance(pagination, dict) else None)
         if self._signpost is None:
             self._lower_signpost_to_server_clock(response)
-        if payload[self.root_key]:
+        if records_of(response, self.root_key):
             yield payload
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -162,6 +163,9 @@ class IdeasStream(AhaStream):
         except NotFoundError:
             self.logger.warning("Idea %s was deleted while it was read; skipping it.", item["id"])
             return None
+        if str(detail.get("id")) != item["id"]:
+            raise AhaAPIError(f"Aha! answered GET /ideas/{item['id']} with another idea's id.")
+        detail["id"] = item["id"]
         return detail
 
     def _prefetch_children(self, ideas: list[dict[str, t.Any]]) -> None:
@@ -244,7 +248,7 @@ class IdeaChildStream(AhaStream):
         """Tie each record to its idea with the parent's string id."""
         if context:
             row["idea_id"] = context["idea_id"]
-        return row
+        return super().post_process(row, context)
 
 
 class IdeaProxyVotesStream(IdeaChildStream):
@@ -253,6 +257,7 @@ class IdeaProxyVotesStream(IdeaChildStream):
     name = "idea_proxy_votes"
     path = "/ideas/{idea_id}/endorsements"
     root_key = "idea_endorsements"
+    string_fields = ("value",)  # a decimal string such as "2.0"
     schema = StreamSchema(SCHEMAS)
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:

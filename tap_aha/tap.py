@@ -13,7 +13,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.client import AhaConnection
-from tap_aha.errors import SettingsError, TapAhaError
+from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
 from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
 from tap_aha.streams import IdeaCommentsStream, IdeaProxyVotesStream, IdeasStream
@@ -130,6 +130,3 @@ def user_errors(logger: logging.Logger) -> Iterator[None]:
         problems = "; ".join(exc.errors) or str(exc)
         logger.error("Invalid settings: %s", problems)  # noqa: TRY400
         sys.exit(1)
-
-
-__all__ = ["STREAM_NAMES", "SettingsError", "TapAha"]
