@@ -9,6 +9,7 @@ import ipaddress
 import re
 import typing as t
 from dataclasses import dataclass
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from tap_aha import __version__
@@ -146,7 +147,7 @@ def _raw_number(config: t.Mapping[str, t.Any], name: str) -> float | None:
         return None
     if isinstance(value, bool):
         raise SettingsError(f"Setting '{name}' must be a number.")
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, Decimal)):  # the SDK reads config files with Decimal floats
         return float(value)
     if isinstance(value, str):
         try:

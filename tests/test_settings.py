@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from tap_aha.errors import SettingsError
@@ -68,3 +70,8 @@ def test_start_date_is_normalised_to_ahas_form() -> None:
 
 def test_repr_hides_the_key() -> None:
     assert "secret-value" not in repr(AhaSettings.from_config({"api_key": "secret-value", "subdomain": "a"}))
+
+
+def test_decimal_numbers_from_a_config_file_are_accepted() -> None:
+    settings = AhaSettings.from_config({"api_key": "k", "subdomain": "a", "request_timeout": Decimal("60.5")})
+    assert settings.request_timeout == 60.5

@@ -1,0 +1,269 @@
+"""`make run`: install the plugins and run `meltano run tap-aha target-duckdb`, then say what was loaded.
+
+With TAP_AHA_API_KEY and TAP_AHA_SUBDOMAIN set (in the environment or in `.env`), the tap reads your Aha!
+account (Meltano environment `dev`, file `output/aha.duckdb`). Without them it reads the offline Aha!
+simulator: the tests' fake server (tests/fake_aha.py) seeded with 300 realistic ideas plus a few changes made
+just now, served from a thread of this process while the run lasts (environment `simulator`, file
+`output/aha_simulator.duckdb`, a state of its own). Either way Meltano keeps the state, so the next run loads
+only what changed. Runs with Meltano's own Python (the Makefile's `.venv/meltano`) and needs only the standard
+library and the `meltano` beside it; the tables are read with the loader's own duckdb.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import shlex
+import subprocess
+import sys
+import time
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.fake_aha import FakeAha
+
+ROOT = Path(__file__).resolve().parents[1]
+MELTANO = str(Path(sys.executable).with_name("meltano"))
+PLUGINS = ("tap-aha", "target-duckdb")
+TABLES = ("ideas", "idea_proxy_votes", "idea_comments")
+SIMULATED_IDEAS = 300
+CREDENTIALS = ("TAP_AHA_API_KEY", "TAP_AHA_SUBDOMAIN")
+
+# Run by the loader's python: rows of each table, the latest _sdc_batched_at, and the rows batched after
+# a given moment (those this run inserted or updated: target-duckdb sets _sdc_batched_at on both).
+COUNT_ROWS = """
+import json, sys
+import duckdb
+path, schema, since = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+con = duckdb.connect(path, read_only=True)
+out = {}
+for table, after in since.items():
+    name = f'"{schema}"."{table}"'
+    try:
+        total, last = con.execute(f"select count(*), max(_sdc_batched_at) from {name}").fetchall()[0]
+    except duckdb.CatalogException:
+        out[table] = [0, None, 0]
+        continue
+    query, args = (f"select count(*) from {name}", []) if after is None else (
+        f"select count(*) from {name} where _sdc_batched_at > ?", [after])
+    new = con.execute(query, args).fetchall()[0][0]
+    out[table] = [total, None if last is None else str(last), new]
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class Loaded:
+    """One table after the run."""
+
+    rows: int
+    last_batch: str | None
+    this_run: int
+
+
+@dataclass
+class Target:
+    """Where target-duckdb loads, and how to read it."""
+
+    database: Path
+    schema: str
+    python: Path  # the loader venv's python, which has duckdb
+
+    def tables(self, since: dict[str, str | None] | None = None) -> dict[str, Loaded]:
+        """Each table's rows, latest batch and rows batched after `since` (all rows without it)."""
+        if not self.database.exists():
+            return {table: Loaded(0, None, 0) for table in TABLES}
+        after = json.dumps(since or dict.fromkeys(TABLES))
+        proc = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [str(self.python), "-c", COUNT_ROWS, str(self.database), self.schema, after],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return {table: Loaded(*values) for table, values in json.loads(proc.stdout).items()}
+
+
+def main() -> int:
+    """Install, run, report; the exit status is Meltano's."""
+    env = {**os.environ, "MELTANO_CLI_DISABLE_VERSION_CHECK": "1"}
+    real = has_credentials(env)
+    environment = "dev" if real else "simulator"
+    install_plugins(env)
+    config = json.loads(
+        meltano(["--environment", environment, "invoke", "--dump=config", "target-duckdb"], env)
+    )
+    target = Target(
+        Path(config["filepath"]),
+        config["default_target_schema"],
+        sys_dir(env) / "loaders" / "target-duckdb" / "venv" / "bin" / "python",
+    )
+    target.database.parent.mkdir(parents=True, exist_ok=True)
+    before = target.tables()
+    started = time.monotonic()
+    if real:
+        source = f"Aha! account '{env['TAP_AHA_SUBDOMAIN']}' (TAP_AHA_API_KEY and TAP_AHA_SUBDOMAIN are set)"
+        say(f"Source: {source}")
+        status = run_pipeline(environment, env)
+    else:
+        with simulator() as (fake, changes):
+            source = (
+                f"the offline Aha! simulator, {SIMULATED_IDEAS} fake ideas at {fake.url} "
+                "(TAP_AHA_API_KEY and TAP_AHA_SUBDOMAIN are not both set)"
+            )
+            say(f"Source: {source}; {changes}")
+            status = run_pipeline(environment, simulator_env(env, fake))
+    elapsed = time.monotonic() - started
+    if status != 0:
+        say(f"meltano run failed (exit status {status}); its log is above. Source: {source}.")
+        return status
+    after = target.tables({table: loaded.last_batch for table, loaded in before.items()})
+    print(flush=True)
+    say(f"Done in {elapsed:.1f} s. Source: {source}.")
+    report(target, environment, after)
+    return 0
+
+
+def say(message: str) -> None:
+    """A line of our own, set apart from Meltano's log."""
+    print(f"==> {message}", flush=True)
+
+
+def has_credentials(env: dict[str, str]) -> bool:
+    """Both Aha! credentials, from the environment or the project's `.env` (which Meltano reads too)."""
+    found = {name: env.get(name, "").strip() for name in CREDENTIALS}
+    dotenv = ROOT / ".env"
+    if dotenv.is_file():
+        for line in dotenv.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.strip().removeprefix("export ").partition("=")
+            if sep and name.strip() in found and not found[name.strip()]:
+                found[name.strip()] = value.strip().strip("'\"")
+    env.update({name: value for name, value in found.items() if value})
+    if all(found.values()):
+        return True
+    if any(found.values()):
+        missing = " and ".join(name for name, value in found.items() if not value)
+        say(f"WARNING: {missing} is not set, so this run reads the offline simulator, not Aha!.")
+    return False
+
+
+def install_plugins(env: dict[str, str]) -> None:
+    """`meltano install tap-aha target-duckdb`, skipped while what it installed is still current.
+
+    Current means installed from this very meltano.yml and pyproject.toml: a later run then needs no network
+    but Aha!'s (none at all with the simulator). target-databricks is never installed here.
+    """
+    plugins = sys_dir(env)
+    stamp = plugins / "make-run-installed.txt"
+    inputs = hashlib.sha256()
+    for name in ("meltano.yml", "pyproject.toml"):
+        inputs.update((ROOT / name).read_bytes())
+    executables = (
+        plugins / "extractors" / "tap-aha" / "venv" / "bin" / "tap-aha",
+        plugins / "loaders" / "target-duckdb" / "venv" / "bin" / "target-duckdb",
+    )
+    if stamp.is_file() and stamp.read_text() == inputs.hexdigest() and all(p.exists() for p in executables):
+        say("Plugins already installed from this meltano.yml and pyproject.toml: meltano install skipped.")
+        return
+    say(f"Installing the plugins: meltano install {' '.join(PLUGINS)}")
+    meltano(["install", *PLUGINS], env)
+    stamp.write_text(inputs.hexdigest())
+
+
+def meltano(args: list[str], env: dict[str, str]) -> str:
+    """A Meltano command's output; on failure show all it said and exit with its status."""
+    proc = subprocess.run(  # noqa: S603 - our own meltano, fixed arguments
+        [MELTANO, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        say(f"meltano {' '.join(args)} failed (exit status {proc.returncode}).")
+        raise SystemExit(proc.returncode)
+    return proc.stdout
+
+
+def run_pipeline(environment: str, env: dict[str, str]) -> int:
+    """`meltano run tap-aha target-duckdb`, its log shown as it goes."""
+    args = [MELTANO, "--environment", environment, "run", *PLUGINS]
+    say(" ".join(["meltano", *args[1:]]))
+    return subprocess.call(args, cwd=ROOT, env=env)  # noqa: S603
+
+
+def sys_dir(env: dict[str, str]) -> Path:
+    """Meltano's `.meltano` folder (MELTANO_SYS_DIR_ROOT moves it, as the tests do)."""
+    custom = env.get("MELTANO_SYS_DIR_ROOT")
+    return Path(custom) if custom else ROOT / ".meltano"
+
+
+@contextlib.contextmanager
+def simulator() -> Iterator[tuple[FakeAha, str]]:
+    """The fake Aha! server, seeded, with a few changes made now; stopped whatever happens."""
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_aha import FakeAha  # noqa: PLC0415 - the tests' package, found from the repo root
+
+    fake = FakeAha()
+    fake.seed(SIMULATED_IDEAS)
+    changes = simulate_activity(fake, random.Random())  # noqa: S311 - fake data
+    fake.start()
+    try:
+        yield fake, changes
+    finally:
+        fake.stop()
+
+
+def simulate_activity(fake: FakeAha, rng: random.Random) -> str:
+    """What happened in Aha! since the last run, made now: status changes, proxy votes, comments."""
+    ideas = fake.ideas()
+    statuses = sorted({idea["workflow_status"]["name"] for idea in ideas if idea.get("workflow_status")})
+    moved = rng.sample(ideas, 3)
+    for idea in moved:
+        current = (idea.get("workflow_status") or {}).get("name")
+        fake.update_idea(idea["id"], workflow_status=rng.choice([s for s in statuses if s != current]))
+    fresh = 7 * 10**18 + time.time_ns() // 1000  # new ids on every run, as Aha! would give
+    for n, idea in enumerate(rng.sample(ideas, 2)):
+        fake.add_vote(idea["id"], id=str(fresh + n))
+    for n, idea in enumerate(rng.sample(ideas, 2)):
+        fake.add_comment(idea["id"], id=str(fresh + 10 + n))
+    names = ", ".join(idea["reference_num"] for idea in moved)
+    return f"simulated since the last run: {names} changed status, 2 proxy votes and 2 comments added"
+
+
+def simulator_env(env: dict[str, str], fake: FakeAha) -> dict[str, str]:
+    """Point the tap at the simulator for this run only; none of the user's TAP_AHA_* settings apply."""
+    clean = {name: value for name, value in env.items() if not name.startswith("TAP_AHA_")}
+    return {**clean, "TAP_AHA_API_URL": fake.url, "TAP_AHA_API_KEY": fake.api_key}
+
+
+def report(target: Target, environment: str, tables: dict[str, Loaded]) -> None:
+    """Where the data is, what this run loaded, where the state is, and a query to run."""
+    schema = target.schema
+    say(f"Loaded into: {target.database}  (DuckDB, schema {schema}; Meltano environment '{environment}')")
+    for table, loaded in tables.items():
+        say(f"  {schema}.{table:<17} {loaded.rows:>6} rows, {loaded.this_run:>5} new or updated this run")
+    state_id = f"{environment}:tap-aha-to-target-duckdb"
+    say(f"State: Meltano's system database, id {state_id} (meltano state get {state_id}).")
+    sql = "select reference_num, name, votes, updated_at from {}.ideas order by updated_at desc limit 5"
+    code = (
+        f"import duckdb; c = duckdb.connect({shown(target.database)!r}, read_only=True); "
+        f"c.sql({sql.format(schema)!r}).show()"
+    )
+    argument = shlex.quote(code) if re.search(r'["$`\\!]', code) else f'"{code}"'
+    say("Query it from this folder (with the loader's duckdb; any duckdb >= 1.0 opens the file too):")
+    print(f"    {shown(target.python)} -c {argument}", flush=True)
+
+
+def shown(path: Path) -> str:
+    """A path relative to the repository when it is inside it, for lines a user copies."""
+    absolute = Path(os.path.abspath(path))  # not resolve(): a venv's python links out of the venv
+    with contextlib.suppress(ValueError):
+        return str(absolute.relative_to(ROOT))
+    return str(absolute)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
