@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 
-WINDOW_MARGIN = 0.05
+WINDOW_MARGIN = 0.25
 
 
 class RateLimiter:

@@ -74,6 +74,7 @@ class IdeasStream(AhaStream):
         self._updated_since: str | None = None
         self._walk = _Walk()
         self._signpost: str | None = None
+        self.window_complete = False
 
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         """The run's start, lowered to Aha!'s own clock once its first answer arrives."""
@@ -102,44 +103,68 @@ class IdeasStream(AhaStream):
             yield payload
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Walk the listing; walk it again while page boundaries shifted, emitting each idea once."""
+        """Changed ideas a page at a time, each page's children fetched ahead while it is written."""
         if not self.selected:
             self.logger.warning(
                 "A child stream is selected without 'ideas': the SDK then never saves the ideas bookmark, "
                 "so every run reads every idea again. Select 'ideas' too."
             )
         start = self.get_starting_timestamp(context)
-        self._updated_since = format_timestamp(start) if start else None
-        emitted: set[str] = set()
+        children = [
+            child
+            for child in self.child_streams
+            if isinstance(child, IdeaChildStream) and (child.selected or child.has_selected_descendents)
+        ]
+        for ideas in self.changed_idea_pages(format_timestamp(start) if start else None):
+            self.prefetch_children(ideas, children)
+            yield from ideas
+        if not self.window_complete:
+            self._hold_bookmark(context)
+
+    def changed_idea_pages(self, since: str | None) -> t.Iterator[list[dict[str, t.Any]]]:
+        """Pages of full ideas updated since `since`, each idea once, however the listing shifts.
+
+        While a walk saw the listing change under it, the listing is walked again (up to
+        `max_listing_passes` times) for ideas not yet given: an idea a shift skipped in one walk is found by
+        the next. `window_complete` tells afterwards whether the window was read to its end (False when
+        `max_ideas` stopped it).
+        """
+        self._updated_since = since
+        self.window_complete = False
+        given: set[str] = set()
         cap = self.settings.max_ideas
         prefetcher = self.connection.prefetcher
         try:
             for walk_number in range(1, self.max_listing_passes + 1):
                 self._walk = _Walk()
-                for page in self.request_records(context):
+                for page in self.request_records(None):
                     prefetcher.discard()  # the previous page's children were all taken by now
                     items = page[self.root_key]
                     self._walk.seen.update(item["id"] for item in items)
-                    ideas = [idea for idea in self._complete(items) if idea["id"] not in emitted]
+                    ideas = [idea for idea in self._complete(items) if idea["id"] not in given]
                     if cap is not None:
-                        ideas = ideas[: cap - len(emitted)]
-                    self._prefetch_children(ideas)
-                    for idea in ideas:
-                        emitted.add(idea["id"])
-                        yield idea
-                    if cap is not None and len(emitted) >= cap:
-                        self.logger.info("Stopped at max_ideas=%d; the bookmark is not advanced.", cap)
-                        self._hold_bookmark(context)
+                        ideas = ideas[: cap - len(given)]
+                    given.update(idea["id"] for idea in ideas)
+                    yield ideas
+                    if cap is not None and len(given) >= cap:
+                        self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
                         return
                 if not self._walk.shifted():
+                    self.window_complete = True
                     return
                 self.logger.warning(
                     "The ideas listing changed while it was read (walk %d: %d distinct of %s listed); "
                     "reading it again so no idea is skipped.",
                     walk_number, len(self._walk.seen), sorted(self._walk.totals),
                 )  # fmt: skip
-            self.logger.warning("The listing kept changing; the bookmark is not advanced this run.")
-            self._hold_bookmark(context)
+            # Ideas are being edited all the time. An idea missed by every one of these walks would need a
+            # shift at its page boundary during each of them; holding the window instead would make a busy
+            # account re-read everything on every run.
+            self.logger.warning(
+                "The ideas listing kept changing during %d walks; going on with the union of what they read.",
+                self.max_listing_passes,
+            )
+            self.window_complete = True
         finally:
             prefetcher.discard()
 
@@ -168,17 +193,12 @@ class IdeasStream(AhaStream):
         detail["id"] = item["id"]
         return detail
 
-    def _prefetch_children(self, ideas: list[dict[str, t.Any]]) -> None:
-        """Start the children requests of a page in the pool; the SDK's child syncs take the results."""
+    def prefetch_children(self, ideas: list[dict[str, t.Any]], children: t.Sequence[IdeaChildStream]) -> None:
+        """Plan the children requests of these ideas; each child stream's get_records takes the result."""
         prefetcher = self.connection.prefetcher
         if not prefetcher.enabled:
             return
-        children = [
-            child
-            for child in self.child_streams
-            if isinstance(child, IdeaChildStream) and (child.selected or child.has_selected_descendents)
-        ]
-        for idea in ideas:  # in the order the SDK will sync them
+        for idea in ideas:  # in the order they will be taken
             child_context = self.get_child_context(idea, None)
             for child in children:
                 if child.wants(child_context):

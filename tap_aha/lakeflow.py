@@ -1,0 +1,519 @@
+"""The tap's streams as a Databricks Lakeflow community connector (`LakeflowConnect`).
+
+The connector drives the tap's own streams, so HTTP, paging, retries, the rate limiter, the settings'
+validation and the JSON schemas are the tap's. What it adds is what Lakeflow needs and Singer does not:
+
+* offsets: `{"cursor": <updated_at>, "id": <idea id>}`, the last idea read in (updated_at, id) order, so a
+  batch can stop anywhere (also between ideas that share one `updated_at`) and the next one resume exactly;
+* a cap: the moment the connector was made. A read never returns an idea updated later, so a run ends even
+  while ideas keep changing; what changed after the cap is read by the next run;
+* the tables' Spark schemas and records converted to them (values of mixed type become text).
+
+pyspark is optional: only `get_table_schema` needs it, and imports it when called.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import typing as t
+from collections import Counter
+from dataclasses import dataclass
+from operator import itemgetter
+
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_aha.errors import SettingsError
+from tap_aha.settings import AhaSettings
+from tap_aha.tap import TapAha
+from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from pyspark.sql.types import DataType, StructType
+
+    from tap_aha.client import AhaStream
+    from tap_aha.streams import IdeaChildStream, IdeasStream
+
+logger = logging.getLogger(__name__)
+
+PARENT_TABLE = "ideas"
+TABLES: tuple[str, ...] = ("ideas", "idea_proxy_votes", "idea_comments")
+INGESTION_TYPE = "cdc"  # Aha! lists no deletions (only a 7-day recycle bin by name): not cdc_with_deletes.
+
+
+def _tap_settings() -> tuple[str, ...]:
+    """The tap's own settings, in its order; the SDK's built-ins (stream maps, batches…) do not apply."""
+    builtins: dict[str, t.Any] = {"properties": {}}
+    TapAha.append_builtin_config(builtins)
+    return tuple(
+        name for name in TapAha.config_jsonschema["properties"] if name not in builtins["properties"]
+    )
+
+
+# The options the connector reads; connector_spec.yaml declares exactly these (a test compares them).
+CONNECTION_OPTIONS: tuple[str, ...] = _tap_settings()
+TABLE_OPTIONS: tuple[str, ...] = ("max_records_per_batch",)
+REQUIRED_OPTIONS: tuple[str, ...] = tuple(TapAha.config_jsonschema.get("required", ()))
+# Set by the Lakeflow framework or Spark rather than the user; accepted and ignored (keys are lower-cased).
+FRAMEWORK_OPTIONS = frozenset(
+    {
+        "tablename", "tablenamelist", "tableconfigs", "isdeleteflow", "externaloptionsallowlist",
+        "path", "scd_type", "primary_keys", "sequence_by",
+    }
+)  # fmt: skip
+# The connector applies max_ideas itself, to ideas in offset order (the tap stops in listing order).
+_CONNECTOR_SETTINGS = frozenset({"max_ideas"})
+
+Key = tuple[str, str]  # (updated_at in Aha!'s form, idea id): the order every read follows
+_EPOCH = "1970-01-01T00:00:00.000Z"
+_ONE_MS = dt.timedelta(milliseconds=1)
+
+
+class LakeflowConnect:
+    """The Lakeflow community connector contract over the tap's three streams.
+
+    Tables `ideas`, `idea_proxy_votes` and `idea_comments`. `options` are strings named like the tap's
+    settings; connection and table options arrive in one dict.
+    Invalid ones raise the tap's `SettingsError` (a `ValueError`) with the tap's message.
+    """
+
+    def __init__(self, options: Mapping[str, t.Any]) -> None:
+        """Validate the options with the tap's own checks and fix the cap; no request is made."""
+        self._options = dict(options)
+        self._cap = format_timestamp(dt.datetime.now(dt.UTC) - _ONE_MS)
+        self._ideas_read: Counter[str] = Counter()
+        self._setup()
+
+    def _setup(self) -> None:
+        settings, table_options = _split_options(self._options)
+        self._raw_settings = settings
+        self._settings = AhaSettings.from_config(settings)
+        self._default_batch = _batch_limit(table_options, None)
+        self._tap: TapAha | None = None
+        self._tap_instance()  # fail now on anything the SDK's own validation rejects
+
+    # Spark pickles what a DataSource holds: keep the options and the cap, not sockets, locks or threads.
+    def __getstate__(self) -> dict[str, t.Any]:
+        """Options, cap and progress only."""
+        return {"options": self._options, "cap": self._cap, "ideas_read": dict(self._ideas_read)}
+
+    def __setstate__(self, state: dict[str, t.Any]) -> None:
+        """Rebuild the tap lazily with the same cap."""
+        self._options = state["options"]
+        self._cap = state["cap"]
+        self._ideas_read = Counter(state["ideas_read"])
+        self._setup()
+
+    @property
+    def settings(self) -> AhaSettings:
+        """The validated settings (the tap's own checks)."""
+        return self._settings
+
+    @property
+    def tap(self) -> TapAha:
+        """The tap whose streams this connector reads."""
+        return self._tap_instance()
+
+    @property
+    def cap(self) -> str:
+        """No record updated after this moment (Aha!'s form) is read by this connector."""
+        return self._cap
+
+    # ------------------------------------------------------------------ the contract
+
+    def list_tables(self) -> list[str]:
+        """The tap's three streams."""
+        return list(TABLES)
+
+    def get_table_schema(self, table_name: str, table_options: Mapping[str, t.Any]) -> StructType:
+        """The Spark schema derived from the stream's JSON schema (see `table_columns`)."""
+        schema = table_columns(self._stream(_check_table(table_name))).spark_type()
+        return t.cast("StructType", schema)
+
+    def read_table_metadata(self, table_name: str, table_options: Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """Primary key and cursor as the stream declares them; ingestion type `cdc`."""
+        stream = self._stream(_check_table(table_name))
+        return {
+            "primary_keys": list(stream.primary_keys or ()),
+            "cursor_field": stream.replication_key,
+            "ingestion_type": INGESTION_TYPE,
+        }
+
+    def read_table(
+        self, table_name: str, start_offset: Mapping[str, t.Any] | None, table_options: Mapping[str, t.Any]
+    ) -> tuple[Iterator[dict[str, t.Any]], dict[str, t.Any]]:
+        """Records after `start_offset` up to the cap, in (updated_at, id) order of their idea.
+
+        Returns the records and the offset to pass next; the same offset comes back once nothing is left.
+        With `max_records_per_batch`, a read stops after that many records (child tables: after the idea
+        whose records reach it, so an idea's records are never split between batches).
+        """
+        table = _check_table(table_name)
+        start = _parse_offset(start_offset)
+        limit = self._batch_limit(table_options)
+        records, end = self._read(table, start, None, limit)
+        offset = dict(start_offset or {}) if end is None or end == start else _format_offset(end)
+        return iter(records), offset
+
+    # ------------------------------------------------------------------ beyond the contract
+
+    def columns(self, table_name: str) -> Column:
+        """The table's compiled columns: its Spark type and the conversion of its records to rows."""
+        return table_columns(self._stream(_check_table(table_name)))
+
+    def read_table_between(
+        self,
+        table_name: str,
+        start_offset: Mapping[str, t.Any] | None,
+        end_offset: Mapping[str, t.Any],
+        table_options: Mapping[str, t.Any],
+    ) -> list[dict[str, t.Any]]:
+        """Records after `start_offset` up to `end_offset`: a streaming batch replayed after a restart."""
+        table = _check_table(table_name)
+        self._batch_limit(table_options)  # the same option checks as read_table
+        end = _parse_offset(end_offset)
+        if end is None:
+            return []
+        return self._read(table, _parse_offset(start_offset), end, None)[0]
+
+    # ------------------------------------------------------------------ reading
+
+    def _read(
+        self, table: str, start: Key | None, end: Key | None, limit: int | None
+    ) -> tuple[list[dict[str, t.Any]], Key | None]:
+        quota = self._quota(table) if end is None else None
+        if quota == 0:
+            return [], None
+        columns = table_columns(self._stream(table))
+        ideas = sorted(self._window(start, end), key=itemgetter(0))
+        if table == PARENT_TABLE:
+            chosen = ideas[: min(limit or len(ideas), quota or len(ideas))]
+            self._ideas_read[table] += len(chosen)
+            return [columns.record(idea) for _, idea in chosen], chosen[-1][0] if chosen else None
+        parent = t.cast("IdeasStream", self._stream(PARENT_TABLE))
+        child = t.cast("IdeaChildStream", self._stream(table))
+        parent.prefetch_children([idea for _, idea in ideas], [child])
+        records: list[dict[str, t.Any]] = []
+        last_idea: Key | None = None
+        taken = 0
+        try:
+            for key, idea in ideas:
+                context = parent.get_child_context(idea, None)
+                for row in child.get_records(context):
+                    processed = child.post_process(row, context)
+                    if processed is not None:
+                        records.append(columns.record(processed))
+                last_idea, taken = key, taken + 1
+                if (limit and len(records) >= limit) or (quota and taken >= quota):
+                    break
+        finally:
+            child.connection.prefetcher.discard()  # the ideas after the batch's last one
+        self._ideas_read[table] += taken
+        return records, last_idea
+
+    def _window(self, start: Key | None, end: Key | None) -> Iterator[tuple[Key, dict[str, t.Any]]]:
+        """Each idea with start < (updated_at, id), updated_at <= cap and (updated_at, id) <= end.
+
+        The listing asks for `updated_since` one millisecond before the start's `updated_at`, so ideas that
+        share it come back whether Aha! treats the filter as inclusive or not. The stream itself walks the
+        listing again while it shifts.
+        """
+        since = None if start is None else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
+        start_date = self._settings.start_date
+        if start_date is not None and (since is None or since < start_date):
+            since = start_date
+        stream = t.cast("IdeasStream", self._stream(PARENT_TABLE))
+        for page in stream.changed_idea_pages(since):
+            for record in page:
+                idea = stream.post_process(record, None)
+                if idea is None:
+                    continue
+                key = _key(idea)
+                if key[0] > self._cap:
+                    continue
+                if (start is not None and key <= start) or (end is not None and key > end):
+                    continue
+                yield key, idea
+
+    # ------------------------------------------------------------------ options and streams
+
+    def _stream(self, table: str) -> AhaStream:
+        return t.cast("AhaStream", self._tap_instance().streams[table])
+
+    def _tap_instance(self) -> TapAha:
+        """The tap whose streams are read (built lazily, so a pickled connector holds no sockets)."""
+        if self._tap is None:
+            try:
+                self._tap = TapAha(config=_tap_config(self._raw_settings), validate_config=True)
+            except ConfigValidationError as exc:
+                raise SettingsError(f"Invalid settings: {'; '.join(exc.errors) or exc}") from None
+        return self._tap
+
+    def _batch_limit(self, table_options: Mapping[str, t.Any]) -> int | None:
+        settings, table = _split_options(table_options)
+        for name, value in settings.items():
+            if str(value).strip() != str(self._raw_settings.get(name, "")).strip():
+                raise SettingsError(
+                    f"Option '{name}' is a connection option: set it on the connection, not per table."
+                )
+        return _batch_limit(table, self._default_batch)
+
+    def _quota(self, table: str) -> int | None:
+        """Ideas this connector may still read for `table` under `max_ideas` (None: no limit)."""
+        if self._settings.max_ideas is None:
+            return None
+        return max(0, self._settings.max_ideas - self._ideas_read[table])
+
+
+# ---------------------------------------------------------------------- options
+
+
+def _split_options(options: Mapping[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """Tap settings and table options; framework options dropped; anything else rejected by name."""
+    settings: dict[str, t.Any] = {}
+    table: dict[str, t.Any] = {}
+    unknown: list[str] = []
+    for key, value in options.items():
+        name = str(key).lower()
+        if value is None or name in FRAMEWORK_OPTIONS or "." in name:  # e.g. databricks.connection
+            continue
+        if name in CONNECTION_OPTIONS:
+            settings[name] = value
+        elif name in TABLE_OPTIONS:
+            table[name] = value
+        else:
+            unknown.append(str(key))
+    if unknown:
+        known = ", ".join((*CONNECTION_OPTIONS, *TABLE_OPTIONS))
+        raise SettingsError(f"Unknown option(s) {', '.join(sorted(unknown))}; known options: {known}.")
+    return settings, table
+
+
+def _batch_limit(table: Mapping[str, t.Any], default: int | None) -> int | None:
+    raw = table.get("max_records_per_batch")
+    if raw is None or not str(raw).strip():
+        return default
+    try:
+        number = float(str(raw).strip())
+    except ValueError:
+        number = math.nan
+    if not number.is_integer() or number < 1:
+        raise SettingsError("Option 'max_records_per_batch' must be a whole number at least 1.")
+    return int(number)
+
+
+def _tap_config(settings: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """String options typed as the tap's config schema declares them (already validated by AhaSettings)."""
+    properties = TapAha.config_jsonschema["properties"]
+    config: dict[str, t.Any] = {}
+    for name, value in settings.items():
+        if name in _CONNECTOR_SETTINGS or (isinstance(value, str) and not value.strip()):
+            continue
+        types = properties[name].get("type", [])
+        config[name] = _typed(value, [types] if isinstance(types, str) else types)
+    return config
+
+
+def _typed(value: t.Any, types: list[str]) -> t.Any:
+    if not isinstance(value, str) or "string" in types:
+        return value
+    text = value.strip()
+    try:
+        if "integer" in types and float(text).is_integer():
+            return int(float(text))
+        if "number" in types:
+            return float(text)
+    except ValueError:
+        return value  # left for the SDK's validation to name
+    if "boolean" in types and text.lower() in {"true", "false"}:
+        return text.lower() == "true"
+    return value
+
+
+def _check_table(table_name: str) -> str:
+    if table_name not in TABLES:
+        raise ValueError(f"Unknown table {table_name!r}; tables: {', '.join(TABLES)}.")
+    return table_name
+
+
+# ---------------------------------------------------------------------- offsets
+
+
+def _key(idea: Mapping[str, t.Any]) -> Key:
+    updated = idea.get("updated_at")
+    return (normalize_timestamp(updated) if isinstance(updated, str) and updated else _EPOCH, str(idea["id"]))
+
+
+def _parse_offset(offset: Mapping[str, t.Any] | None) -> Key | None:
+    if offset is None or (isinstance(offset, dict) and not offset):
+        return None
+    cursor, idea_id = (offset.get("cursor"), offset.get("id")) if isinstance(offset, dict) else (None, None)
+    if not isinstance(cursor, str) or not isinstance(idea_id, str) or set(offset) != {"cursor", "id"}:
+        raise ValueError(
+            'An offset is {} or {"cursor": <updated_at>, "id": <idea id>} as read_table returns.'
+        )
+    try:
+        return normalize_timestamp(cursor), idea_id
+    except ValueError:
+        raise ValueError(f"The offset's cursor {cursor!r} is not an ISO-8601 timestamp.") from None
+
+
+def _format_offset(key: Key) -> dict[str, t.Any]:
+    return {"cursor": key[0], "id": key[1]}
+
+
+# ---------------------------------------------------------------------- schemas and records
+
+STRING, TEXT, JSON_TEXT, LONG, DOUBLE, BOOLEAN, TIMESTAMP, STRUCT, ARRAY = (
+    "string", "text", "json", "long", "double", "boolean", "timestamp", "struct", "array",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Column:
+    """A JSON-schema node compiled to what Spark holds.
+
+    `string`/`text`/`json` are all StringType: `text` is a scalar of mixed type (an id sent as integer or
+    string) kept in its string form; `json` is any JSON value (an object without properties, a custom
+    field's value) kept as JSON text, so it stays lossless and `from_json`/`parse_json` can read it.
+    """
+
+    kind: str
+    fields: tuple[tuple[str, Column], ...] = ()
+    item: Column | None = None
+
+    def record(self, value: t.Any) -> dict[str, t.Any]:
+        """A top-level record shaped for the table: its columns only, each converted (see `json_value`)."""
+        return {name: column.json_value(value.get(name), name) for name, column in self.fields}
+
+    def json_value(self, value: t.Any, path: str) -> t.Any:
+        """JSON-like value the Lakeflow framework converts to this column's Spark type as it is."""
+        if value is None:
+            return None
+        kind = self.kind
+        if kind == STRUCT:
+            if not isinstance(value, dict):
+                raise _mismatch(path, "an object", value)
+            return {
+                name: column.json_value(value.get(name), f"{path}.{name}") for name, column in self.fields
+            }
+        if kind == ARRAY:
+            if not isinstance(value, list):
+                raise _mismatch(path, "an array", value)
+            item = self.item or Column(JSON_TEXT)
+            return [item.json_value(v, f"{path}[]") for v in value]
+        if kind == JSON_TEXT:
+            return _json_text(value)
+        if kind in (STRING, TEXT):
+            return value if isinstance(value, str) else _json_text(value)
+        return _scalar(kind, value, path)
+
+    def spark_value(self, value: t.Any) -> t.Any:
+        """A value from `json_value` as a Spark row holds it: structs as tuples, timestamps as datetimes."""
+        if value is None:
+            return None
+        if self.kind == STRUCT:
+            return tuple(column.spark_value(value.get(name)) for name, column in self.fields)
+        if self.kind == ARRAY:
+            item = self.item or Column(JSON_TEXT)
+            return [item.spark_value(v) for v in value]
+        if self.kind == TIMESTAMP:
+            return parse_timestamp(value)
+        return value
+
+    def spark_row(self, record: Mapping[str, t.Any]) -> tuple[t.Any, ...]:
+        """A record from `record` as a Spark row (a tuple in column order)."""
+        return tuple(column.spark_value(record.get(name)) for name, column in self.fields)
+
+    def spark_type(self) -> DataType:
+        """The Spark type: integers are LongType, nested objects structs, mixed values strings."""
+        try:
+            from pyspark.sql import types as st  # noqa: PLC0415 - pyspark is an optional extra
+        except ImportError:
+            raise ImportError("Spark schemas need pyspark: pip install 'tap-aha[lakeflow]'.") from None
+        simple: dict[str, DataType] = {
+            STRING: st.StringType(), TEXT: st.StringType(), JSON_TEXT: st.StringType(),
+            LONG: st.LongType(), DOUBLE: st.DoubleType(), BOOLEAN: st.BooleanType(),
+            TIMESTAMP: st.TimestampType(),
+        }  # fmt: skip
+        if self.kind == STRUCT:
+            return st.StructType(
+                [st.StructField(name, c.spark_type(), nullable=True) for name, c in self.fields]
+            )
+        if self.kind == ARRAY:
+            return st.ArrayType((self.item or Column(JSON_TEXT)).spark_type(), containsNull=True)
+        return simple[self.kind]
+
+
+def compile_schema(node: Mapping[str, t.Any]) -> Column:
+    """Compile a JSON schema; anything it cannot type precisely becomes JSON text rather than an error."""
+    if any(key in node for key in ("anyOf", "oneOf", "allOf")):
+        return Column(JSON_TEXT)
+    raw = node.get("type")
+    types = [raw] if isinstance(raw, str) else list(raw or [])
+    kinds = list(dict.fromkeys(kind for kind in types if kind != "null"))
+    if len(kinds) != 1:
+        return Column(JSON_TEXT if not kinds or {"object", "array"} & set(kinds) else TEXT)
+    kind = kinds[0]
+    if kind == "object" and node.get("properties"):
+        return Column(STRUCT, tuple((name, compile_schema(sub)) for name, sub in node["properties"].items()))
+    if kind == "array":
+        items = node.get("items")
+        return Column(ARRAY, item=compile_schema(items) if isinstance(items, dict) else Column(JSON_TEXT))
+    if kind == "string" and node.get("format") == "date-time":
+        return Column(TIMESTAMP)
+    return Column(
+        {"string": STRING, "integer": LONG, "number": DOUBLE, "boolean": BOOLEAN}.get(kind, JSON_TEXT)
+    )
+
+
+_COLUMNS: dict[str, Column] = {}
+
+
+def table_columns(stream: AhaStream) -> Column:
+    """A stream's columns, compiled once from its own JSON schema (the one its SCHEMA message carries)."""
+    if stream.name not in _COLUMNS:
+        _COLUMNS[stream.name] = compile_schema(stream.schema)
+    return _COLUMNS[stream.name]
+
+
+def _json_text(value: t.Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _scalar(kind: str, value: t.Any, path: str) -> t.Any:
+    if kind == TIMESTAMP:
+        if not isinstance(value, str):
+            raise _mismatch(path, "an ISO-8601 timestamp", value)
+        if not value.strip():
+            return None
+        try:
+            parse_timestamp(value)
+        except ValueError:
+            raise _mismatch(path, "an ISO-8601 timestamp", value) from None
+        return value
+    if isinstance(value, bool) != (kind == BOOLEAN):
+        if kind == BOOLEAN and isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        raise _mismatch(path, kind, value)
+    try:
+        if kind == LONG and (isinstance(value, int) or float(value).is_integer()):
+            return int(value) if isinstance(value, int) else int(float(value))
+        if kind == DOUBLE:
+            return float(value)
+    except (TypeError, ValueError):
+        pass
+    if kind == BOOLEAN:
+        return value
+    raise _mismatch(path, kind, value)
+
+
+def _mismatch(path: str, expected: str, value: t.Any) -> ValueError:
+    return ValueError(f"Column {path!r}: expected {expected}, got {type(value).__name__}.")
+
+
+__all__ = ["CONNECTION_OPTIONS", "TABLES", "TABLE_OPTIONS", "Column", "LakeflowConnect", "compile_schema"]

@@ -1,0 +1,177 @@
+"""The Lakeflow connector as a PySpark data source (Spark 4.0+): `spark.read` and `spark.readStream`.
+
+    from tap_aha.lakeflow_spark import register_lakeflow_source
+    register_lakeflow_source(spark)
+    spark.readStream.format("aha").option("tableName", "ideas").option("api_key", ...).load()
+
+Offsets of the streaming reader are the connector's offsets, so a checkpoint resumes exactly where the last
+run stopped. Needs the `lakeflow` extra (`pip install 'tap-aha[lakeflow]'`); Databricks provides Spark.
+Spark pickles the data source and its readers to Python workers: they hold options only and make a
+connector where they read.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from pyspark.sql.datasource import DataSource, DataSourceReader, SimpleDataSourceStreamReader
+from pyspark.sql.types import ArrayType, StringType, StructField, StructType
+
+from tap_aha.lakeflow import TABLES, LakeflowConnect
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from pyspark.sql import SparkSession
+    from pyspark.sql.datasource import InputPartition
+    from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow as _AvailableNow
+else:
+    try:  # Spark 4.1+: an AvailableNow run reads every batch up to one cap, not just the first batch
+        from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow as _AvailableNow
+    except ImportError:  # Spark 4.0
+        _AvailableNow = object
+
+SHORT_NAME = "aha"
+LAKEFLOW_FORMAT = "lakeflow_connect"  # the name the Lakeflow community-connector pipeline reads from
+METADATA_TABLE = "_lakeflow_metadata"
+METADATA_SCHEMA = StructType(
+    [
+        StructField("tableName", StringType(), nullable=False),
+        StructField("primary_keys", ArrayType(StringType()), nullable=True),
+        StructField("cursor_field", StringType(), nullable=True),
+        StructField("ingestion_type", StringType(), nullable=True),
+    ]
+)
+Row = tuple[t.Any, ...]
+
+
+def _options(options: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """A plain dict with Spark's lower-cased keys (picklable, and the same in tests and in Spark)."""
+    return {str(key).lower(): value for key, value in options.items()}
+
+
+def _table(options: Mapping[str, t.Any]) -> str:
+    table = options.get("tablename")
+    if not table:
+        raise ValueError(f"Option 'tableName' is required: one of {', '.join(TABLES)} or {METADATA_TABLE}.")
+    return str(table)
+
+
+class AhaDataSource(DataSource):
+    """Aha! ideas, proxy votes and comments; option `tableName` picks the table."""
+
+    def __init__(self, options: Mapping[str, t.Any]) -> None:
+        """Keep the options only: a connector is made where data is read."""
+        self.options = _options(options)
+
+    @classmethod
+    def name(cls) -> str:
+        """`spark.read.format("aha")`."""
+        return SHORT_NAME
+
+    def schema(self) -> StructType:
+        """The table's schema from the connector, or the metadata table's."""
+        table = _table(self.options)
+        if table == METADATA_TABLE:
+            return METADATA_SCHEMA
+        return LakeflowConnect(self.options).get_table_schema(table, self.options)
+
+    def reader(self, schema: StructType) -> DataSourceReader:
+        """A batch read of everything up to the moment it starts."""
+        return AhaBatchReader(self.options)
+
+    def simpleStreamReader(self, schema: StructType) -> SimpleDataSourceStreamReader:
+        """A streaming read whose offsets are the connector's."""
+        return AhaStreamReader(self.options)
+
+
+class LakeflowConnectSource(AhaDataSource):
+    """The same source under the name the Lakeflow community-connector pipeline reads from."""
+
+    @classmethod
+    def name(cls) -> str:
+        """`spark.read.format("lakeflow_connect")`."""
+        return LAKEFLOW_FORMAT
+
+
+class AhaBatchReader(DataSourceReader):
+    """Reads the whole table (batch after batch when `max_records_per_batch` is set) up to its cap."""
+
+    def __init__(self, options: Mapping[str, t.Any]) -> None:
+        """Options only (picklable)."""
+        self.options = _options(options)
+
+    def read(self, partition: InputPartition) -> Iterator[Row]:
+        """All rows of the table, or one row per table for `_lakeflow_metadata`."""
+        table = _table(self.options)
+        connector = LakeflowConnect(self.options)
+        if table == METADATA_TABLE:
+            yield from _metadata_rows(connector, self.options)
+            return
+        _refuse_delete_flow(self.options)
+        columns = connector.columns(table)
+        offset: dict[str, t.Any] = {}
+        while True:
+            records, end = connector.read_table(table, offset, self.options)
+            for record in records:
+                yield columns.spark_row(record)
+            if end == offset:
+                return
+            offset = end
+
+
+class AhaStreamReader(SimpleDataSourceStreamReader, _AvailableNow):
+    """Micro-batches from the connector; a checkpoint's offset resumes exactly after the last idea read."""
+
+    def __init__(self, options: Mapping[str, t.Any]) -> None:
+        """Options only; an AvailableNow run pins one connector (one cap) for all its batches."""
+        self.options = _options(options)
+        self._pinned: LakeflowConnect | None = None
+
+    def initialOffset(self) -> dict[str, t.Any]:
+        """An empty offset: a new query reads everything."""
+        return {}
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        """Fix the cap now, so the run ends after the data that existed when it started."""
+        self._pinned = LakeflowConnect(self.options)
+
+    def read(self, start: dict[str, t.Any]) -> tuple[Iterator[Row], dict[str, t.Any]]:
+        """Rows after `start` up to the connector's cap, and the offset to start the next batch from."""
+        table = _table(self.options)
+        _refuse_delete_flow(self.options)
+        connector = self._pinned or LakeflowConnect(self.options)
+        records, end = connector.read_table(table, start, self.options)
+        columns = connector.columns(table)
+        return iter([columns.spark_row(record) for record in records]), end
+
+    def readBetweenOffsets(self, start: dict[str, t.Any], end: dict[str, t.Any]) -> Iterator[Row]:
+        """A batch replayed after a restart: the same rows from `start` up to `end`."""
+        table = _table(self.options)
+        connector = LakeflowConnect(self.options)
+        columns = connector.columns(table)
+        records = connector.read_table_between(table, start, end, self.options)
+        return iter([columns.spark_row(record) for record in records])
+
+
+def _metadata_rows(connector: LakeflowConnect, options: Mapping[str, t.Any]) -> Iterator[Row]:
+    names = [name.strip() for name in str(options.get("tablenamelist") or "").split(",") if name.strip()]
+    configs = json.loads(options.get("tableconfigs") or "{}")
+    for name in names or connector.list_tables():
+        metadata = connector.read_table_metadata(name, configs.get(name, {}))
+        yield (name, metadata["primary_keys"], metadata["cursor_field"], metadata["ingestion_type"])
+
+
+def _refuse_delete_flow(options: Mapping[str, t.Any]) -> None:
+    if str(options.get("isdeleteflow", "")).lower() == "true":
+        raise ValueError("The Aha! tables are 'cdc' without deletes: there is no delete flow to read.")
+
+
+def register_lakeflow_source(spark: SparkSession) -> None:
+    """Register the source as `aha` and as `lakeflow_connect` (what a Lakeflow pipeline reads from)."""
+    spark.dataSource.register(AhaDataSource)
+    spark.dataSource.register(LakeflowConnectSource)
+
+
+__all__ = ["AhaDataSource", "LakeflowConnectSource", "register_lakeflow_source"]
