@@ -33,7 +33,7 @@ if t.TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 MELTANO = str(Path(sys.executable).with_name("meltano"))
 PLUGINS = ("tap-aha", "target-duckdb")
-TABLES = ("ideas", "idea_proxy_votes", "idea_comments")
+TABLES = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 SIMULATED_IDEAS = 300
 CREDENTIALS = ("TAP_AHA_API_KEY", "TAP_AHA_SUBDOMAIN")
 

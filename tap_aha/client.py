@@ -21,7 +21,7 @@ from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
 from tap_aha.errors import AhaAPIError, AuthError, NotFoundError
-from tap_aha.prefetch import Prefetcher
+from tap_aha.prefetch import Abandoned, Prefetcher
 from tap_aha.ratelimit import RateLimiter
 from tap_aha.timestamps import format_timestamp
 
@@ -219,6 +219,8 @@ class AhaStream(RESTStream[int]):
         def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
             failures = rate_limited = 0
             while True:
+                if self.connection.prefetcher.abandoned():
+                    raise Abandoned
                 self.connection.limiter.acquire()
                 try:
                     response = func(prepared, context)

@@ -27,7 +27,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.errors import SettingsError
 from tap_aha.settings import AhaSettings
-from tap_aha.tap import TapAha
+from tap_aha.tap import STREAM_NAMES, TapAha
 from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -41,7 +41,7 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PARENT_TABLE = "ideas"
-TABLES: tuple[str, ...] = ("ideas", "idea_proxy_votes", "idea_comments")
+TABLES = STREAM_NAMES
 INGESTION_TYPE = "cdc"  # Aha! lists no deletions (only a 7-day recycle bin by name): not cdc_with_deletes.
 
 
@@ -74,10 +74,10 @@ _ONE_MS = dt.timedelta(milliseconds=1)
 
 
 class LakeflowConnect:
-    """The Lakeflow community connector contract over the tap's three streams.
+    """The Lakeflow community connector contract over the tap's streams.
 
-    Tables `ideas`, `idea_proxy_votes` and `idea_comments`. `options` are strings named like the tap's
-    settings; connection and table options arrive in one dict.
+    Tables: the tap's streams. `options` are strings named like the tap's settings; connection and table
+    options arrive in one dict.
     Invalid ones raise the tap's `SettingsError` (a `ValueError`) with the tap's message.
     """
 
@@ -126,7 +126,7 @@ class LakeflowConnect:
     # ------------------------------------------------------------------ the contract
 
     def list_tables(self) -> list[str]:
-        """The tap's three streams."""
+        """The tap's streams."""
         return list(TABLES)
 
     def get_table_schema(self, table_name: str, table_options: Mapping[str, t.Any]) -> StructType:
@@ -139,7 +139,8 @@ class LakeflowConnect:
         stream = self._stream(_check_table(table_name))
         return {
             "primary_keys": list(stream.primary_keys or ()),
-            "cursor_field": stream.replication_key,
+            # Portal comments have no updated_at; created_at orders their (repeated, identical) rows.
+            "cursor_field": stream.replication_key or "created_at",
             "ingestion_type": INGESTION_TYPE,
         }
 

@@ -23,8 +23,13 @@ if t.TYPE_CHECKING:
 Row = dict[str, t.Any]
 Rows = list[Row]
 Key = tuple[str, str]
-_Job = tuple["Future[t.Any]", "Callable[[], t.Any]"]
+_Job = tuple["Future[t.Any]", "Callable[[], t.Any]", int]
 IDLE_SECONDS = 2.0
+_worker = threading.local()
+
+
+class Abandoned(Exception):
+    """Raised in a worker whose fetch was discarded, so it stops retrying for nobody."""
 
 
 class Prefetcher:
@@ -40,6 +45,7 @@ class Prefetcher:
         self._planned: deque[tuple[Key, Callable[[], Rows]]] = deque()
         self._running: dict[Key, Future[Rows]] = {}
         self._failed = threading.Event()
+        self._generation = 0
 
     @property
     def enabled(self) -> bool:
@@ -68,11 +74,18 @@ class Prefetcher:
         return future.result()
 
     def discard(self) -> None:
-        """Forget fetches nobody will take (filtered ideas, an aborted run); cancel those not started."""
+        """Forget fetches nobody will take (filtered ideas, an aborted run); stop the ones under way."""
+        self._generation += 1
+        self._failed.clear()
         self._planned.clear()
         for future in self._running.values():
             future.cancel()
         self._running.clear()
+
+    def abandoned(self) -> bool:
+        """True in a worker whose fetch was discarded: its retries would serve nobody."""
+        generation = getattr(_worker, "generation", None)
+        return generation is not None and generation != self._generation
 
     def _unplan(self, key: Key) -> Callable[[], Rows] | None:
         for index, (planned_key, fetch) in enumerate(self._planned):
@@ -88,7 +101,7 @@ class Prefetcher:
 
     def _start(self, fetch: Callable[[], t.Any]) -> Future[t.Any]:
         future: Future[t.Any] = Future()
-        self._jobs.put((future, fetch))
+        self._jobs.put((future, fetch, self._generation))
         with self._lock:
             if self._alive < self._workers:
                 self._alive += 1
@@ -98,7 +111,7 @@ class Prefetcher:
     def _work(self) -> None:
         while True:
             try:
-                future, fetch = self._jobs.get(timeout=IDLE_SECONDS)
+                future, fetch, generation = self._jobs.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 with self._lock:
                     if self._jobs.empty():  # a job put just now would otherwise wait for a worker
@@ -106,7 +119,9 @@ class Prefetcher:
                         return
                 continue
             if future.set_running_or_notify_cancel():
+                _worker.generation = generation
                 self._run(future, fetch)
+                _worker.generation = None
 
     def _run(self, future: Future[t.Any], fetch: Callable[[], t.Any]) -> None:
         """Once one fetch failed for good, later ones fail at once instead of spending requests."""
@@ -115,6 +130,8 @@ class Prefetcher:
             return
         try:
             future.set_result(fetch())
+        except Abandoned as exc:
+            future.set_exception(exc)
         except BaseException as exc:  # handed to the consumer through the future
             self._failed.set()
             future.set_exception(exc)

@@ -37,6 +37,7 @@ class AhaSettings:
     request_timeout: float = 60.0
     max_retries: int = 5
     parallel_requests: int = 4
+    include_spam_portal_comments: bool = False
     user_agent: str = f"tap-aha/{__version__}"
 
     def __repr__(self) -> str:
@@ -78,6 +79,7 @@ class AhaSettings:
             parallel_requests=_integer(
                 config, "parallel_requests", cls.parallel_requests, minimum=1, maximum=16
             ),
+            include_spam_portal_comments=_boolean(config, "include_spam_portal_comments"),
             user_agent=_text(config, "user_agent") or cls.user_agent,
         )
 
@@ -89,6 +91,15 @@ def _text(config: t.Mapping[str, t.Any], name: str) -> str | None:
     if not isinstance(value, str):
         raise SettingsError(f"Setting '{name}' must be a string.")
     return value.strip() or None
+
+
+def _boolean(config: t.Mapping[str, t.Any], name: str) -> bool:
+    value = config.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", ""}:
+        return value.strip().lower() == "true"
+    raise SettingsError(f"Setting '{name}' must be true or false.")
 
 
 def _check_subdomain(raw: str) -> str:

@@ -168,6 +168,15 @@ class IdeasStream(AhaStream):
         finally:
             prefetcher.discard()
 
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
+        """The SDK's sync loop, then the prefetches dropped however it ended (an error, an abort)."""
+        try:
+            yield from super()._sync_records(context, write_messages=write_messages)
+        finally:
+            self.connection.prefetcher.discard()
+
     def get_child_context(self, record: Record, context: Context | None) -> Context:
         """Children need the idea id; the vote count lets the votes stream skip empty requests."""
         return {"idea_id": record["id"], "endorsements_count": record.get("endorsements_count")}
@@ -231,8 +240,6 @@ class IdeaChildStream(AhaStream):
     parent_stream_type = IdeasStream
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per idea
     primary_keys = ("id",)
-    replication_key = "updated_at"
-    is_sorted = False
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Remember whether this run's SCHEMA message went out."""
@@ -276,6 +283,8 @@ class IdeaProxyVotesStream(IdeaChildStream):
 
     name = "idea_proxy_votes"
     path = "/ideas/{idea_id}/endorsements"
+    replication_key = "updated_at"
+    is_sorted = False
     root_key = "idea_endorsements"
     string_fields = ("value",)  # a decimal string such as "2.0"
     schema = StreamSchema(SCHEMAS)
@@ -294,5 +303,42 @@ class IdeaCommentsStream(IdeaChildStream):
 
     name = "idea_comments"
     path = "/ideas/{idea_id}/comments"
+    replication_key = "updated_at"
+    is_sorted = False
     root_key = "comments"
     schema = StreamSchema(SCHEMAS)
+
+
+class IdeaPortalCommentsStream(IdeaChildStream):
+    """Comments customers and employees wrote in the ideas portal: the feedback product managers read.
+
+    Aha! gives them no `updated_at`, so there is no bookmark: every portal comment of each changed idea is
+    sent again, and a merge on `id` absorbs the repeats. Spam is left out unless asked for.
+    """
+
+    name = "idea_portal_comments"
+    path = "/ideas/{idea_id}/idea_comments"
+    root_key = "idea_comments"
+    schema = StreamSchema(SCHEMAS)
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Never, whatever the config says: a version per idea would drop every other idea's comments.
+
+        This full-table stream is synced once per changed idea; ACTIVATE_VERSION tells a target to drop
+        the rows of older versions.
+        """
+        return False
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Spam only when the setting asks for it."""
+        params = super().get_url_params(context, next_page_token)
+        if self.settings.include_spam_portal_comments:
+            params["spam"] = "true"
+        return params
+
+    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        """Drop spam the API sent anyway, unless it was asked for."""
+        if row.get("spam") is True and not self.settings.include_spam_portal_comments:
+            return None
+        return super().post_process(row, context)

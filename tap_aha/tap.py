@@ -16,7 +16,7 @@ from tap_aha.client import AhaConnection
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
 from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
-from tap_aha.streams import IdeaCommentsStream, IdeaProxyVotesStream, IdeasStream
+from tap_aha.streams import IdeaCommentsStream, IdeaPortalCommentsStream, IdeaProxyVotesStream, IdeasStream
 
 if t.TYPE_CHECKING:
     import logging
@@ -27,12 +27,17 @@ if t.TYPE_CHECKING:
 
     from tap_aha.client import AhaStream
 
-STREAM_TYPES: tuple[type[AhaStream], ...] = (IdeasStream, IdeaProxyVotesStream, IdeaCommentsStream)
-STREAM_NAMES = frozenset(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
+STREAM_TYPES: tuple[type[AhaStream], ...] = (
+    IdeasStream,
+    IdeaProxyVotesStream,
+    IdeaCommentsStream,
+    IdeaPortalCommentsStream,
+)
+STREAM_NAMES: tuple[str, ...] = tuple(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
 
 
 class TapAha(Tap):
-    """Aha! ideas, their proxy votes and their internal comments, incremental on `updated_at`."""
+    """Aha! ideas with their proxy votes, internal and portal comments, incremental on `updated_at`."""
 
     name = "tap-aha"
     message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer
@@ -67,6 +72,8 @@ class TapAha(Tap):
         th.Property("parallel_requests", th.IntegerType, default=AhaSettings.parallel_requests,
                     description="Requests in flight at once for details, votes and comments (1-16); "
                     "the rate limits still apply to all of them."),
+        th.Property("include_spam_portal_comments", th.BooleanType, default=False,
+                    description="Also read portal comments Aha! marked as spam."),
         th.Property("user_agent", th.StringType, default=AhaSettings.user_agent,
                     description="User-Agent header sent to Aha!."),
     ).to_dict()  # fmt: skip

@@ -39,7 +39,9 @@ from tap_aha.tap import TapAha
 from tests.fake_aha import FakeAha, RequestLog
 
 REPO = Path(__file__).resolve().parents[1]
-CHILDREN = ("idea_proxy_votes", "idea_comments")
+CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
+# Portal comments have no updated_at: created_at sequences their repeated rows.
+CURSORS = {table: "created_at" if table == "idea_portal_comments" else "updated_at" for table in TABLES}
 Record = dict[str, t.Any]
 
 
@@ -141,7 +143,7 @@ def test_list_tables_gives_unique_strings(seeded: FakeAha) -> None:
     tables = connect(seeded).list_tables()
     assert all(isinstance(name, str) for name in tables)
     assert len(tables) == len(set(tables))
-    assert set(tables) == {"ideas", "idea_proxy_votes", "idea_comments"}
+    assert set(tables) == {"ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments"}
 
 
 @pytest.mark.parametrize("method", ["get_table_schema", "read_table_metadata", "read_table", "columns"])
@@ -172,7 +174,7 @@ def test_schema_is_a_deterministic_struct_without_integer_type(seeded: FakeAha, 
     assert connector.get_table_schema(table, {}) == schema
     assert connect(seeded).get_table_schema(table, {"max_records_per_batch": "3"}).json() == schema.json()
     assert schema["id"].dataType == StringType()
-    assert schema["updated_at"].dataType == TimestampType()
+    assert schema[CURSORS[table]].dataType == TimestampType()
 
 
 def test_schema_maps_json_schema_types(seeded: FakeAha) -> None:
@@ -196,7 +198,7 @@ def test_metadata_is_deterministic_and_names_schema_columns(seeded: FakeAha, tab
     connector = connect(seeded)
     metadata = connector.read_table_metadata(table, {})
     assert metadata == connector.read_table_metadata(table, {"max_records_per_batch": "2"})
-    assert metadata == {"primary_keys": ["id"], "cursor_field": "updated_at", "ingestion_type": "cdc"}
+    assert metadata == {"primary_keys": ["id"], "cursor_field": CURSORS[table], "ingestion_type": "cdc"}
     assert metadata["ingestion_type"] in {"snapshot", "cdc", "cdc_with_deletes", "append"}
     columns = connector.get_table_schema(table, {}).fieldNames()
     assert set(metadata["primary_keys"]) <= set(columns)
@@ -550,6 +552,7 @@ SAMPLES = {
     "request_timeout": "30",
     "max_retries": "2",
     "parallel_requests": "2",
+    "include_spam_portal_comments": "true",
     "user_agent": "lakeflow-test/1.0",
 }
 
@@ -575,7 +578,8 @@ def test_no_declared_option_is_ignored(fake: FakeAha) -> None:
         2,
         "lakeflow-test/1.0",
     )
-    assert getattr(settings, "parallel_requests", 2) == 2
+    assert settings.parallel_requests == 2
+    assert settings.include_spam_portal_comments is True
     tap_config = connector.tap.config
     for name in declared:
         if name != "max_ideas":  # the connector applies it, in offset order (the tap: in listing order)

@@ -29,6 +29,7 @@ from tap_aha.lakeflow_spark import (
     register_lakeflow_source,
 )
 from tests.fake_aha import FakeAha
+from tests.test_lakeflow import CURSORS
 
 try:
     from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow  # noqa: F401
@@ -139,7 +140,7 @@ def test_batch_read_matches_the_connector(spark: SparkSession, fake: FakeAha, ta
     records = list(connector.read_table(table, None, {})[0])
     rows = frame.collect()
     assert sorted(row["id"] for row in rows) == sorted(r["id"] for r in records)
-    assert all(row["updated_at"] is not None for row in rows)
+    assert all(row[CURSORS[table]] is not None for row in rows)
 
 
 def test_batch_read_goes_through_every_batch(spark: SparkSession, fake: FakeAha) -> None:
@@ -180,7 +181,7 @@ def test_metadata_table(spark: SparkSession, fake: FakeAha) -> None:
     assert set(rows) == set(TABLES)
     for table in TABLES:
         assert rows[table]["primary_keys"] == ["id"]
-        assert rows[table]["cursor_field"] == "updated_at"
+        assert rows[table]["cursor_field"] == CURSORS[table]
         assert rows[table]["ingestion_type"] == "cdc"
     assert fake.count() == 0
 
@@ -215,14 +216,21 @@ def test_streaming_runs_pick_up_exactly_the_changes(
     fake.update_idea(changed[0], name="Renamed in the fake")
     fake.add_vote(changed[1])
     fake.add_comment(changed[2])
+    fake.add_portal_comment(changed[0])
     settle()
-    ideas, votes, comments = run(spark, sinks, options)
+    ideas, votes, comments, portal = run(spark, sinks, options)
     assert ids(ideas) == sorted(changed)
     assert ids(votes) == sorted(v["id"] for i in changed for v in fake.votes(i))
     assert ids(comments) == sorted(c["id"] for i in changed for c in fake.comments(i))
-    assert set(ids(votes, "idea_id")) | set(ids(comments, "idea_id")) <= set(changed)
+    # Portal comments have no updated_at: every portal comment of each changed idea comes again.
+    assert ids(portal) == sorted(
+        c["id"] for i in changed for c in fake.portal_comments(i, include_spam=False)
+    )
+    assert set(ids(votes, "idea_id")) | set(ids(comments, "idea_id")) | set(ids(portal, "idea_id")) <= set(
+        changed
+    )
 
-    assert [added.count() for added in run(spark, sinks, options)] == [0, 0, 0]
+    assert [added.count() for added in run(spark, sinks, options)] == [0] * len(TABLES)
 
 
 def test_streaming_batches_resume_exactly(spark: SparkSession, fake: FakeAha, tmp_path: Path) -> None:

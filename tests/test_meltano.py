@@ -29,7 +29,7 @@ from tests.fake_aha import FakeAha, parse_ts
 MELTANO = Path(os.environ.get("MELTANO_FOR_TESTS") or REPO / ".venv" / "meltano" / "bin" / "meltano")
 PLUGINS = ("tap-aha", "target-duckdb")
 STATE_ID = "dev:tap-aha-to-target-duckdb"
-CHILDREN = ("idea_proxy_votes", "idea_comments")
+CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
 FAST = {"TAP_AHA_REQUESTS_PER_MINUTE": "1000000", "TAP_AHA_REQUESTS_PER_SECOND": "100000"}
 # JSON schema type of a tap setting -> the Meltano `kind` that carries it.
 KINDS = {
@@ -248,11 +248,16 @@ def test_meltano_run_loads_everything_then_only_the_changes(
         first = meltano.tables(database)
         votes = {v["id"]: iid for iid in fake.idea_ids() for v in fake.votes(iid)}
         comments = {c["id"]: iid for iid in fake.idea_ids() for c in fake.comments(iid)}
+        portal = {
+            c["id"]: iid for iid in fake.idea_ids() for c in fake.portal_comments(iid, include_spam=False)
+        }
         assert sorted(r["id"] for r in first["ideas"]) == sorted(fake.idea_ids())
         assert {r["id"]: r["idea_id"] for r in first["idea_proxy_votes"]} == votes
         assert {r["id"]: r["idea_id"] for r in first["idea_comments"]} == comments
         assert len(first["idea_proxy_votes"]) == len(votes) > 0
         assert len(first["idea_comments"]) == len(comments) > 0
+        assert {r["id"]: r["idea_id"] for r in first["idea_portal_comments"]} == portal
+        assert len(first["idea_portal_comments"]) == len(portal) > 0
 
         state = json.loads(meltano("state", "get", STATE_ID, env=env))["singer_state"]
         bookmark = state["bookmarks"]["ideas"]["replication_key_value"]
@@ -262,6 +267,7 @@ def test_meltano_run_loads_everything_then_only_the_changes(
         renamed = fake.update_idea(ids[3], name="Renamed: export roadmaps as PDF", workflow_status="Shipped")
         vote = fake.add_vote(ids[10])
         comment = fake.add_comment(ids[20])
+        portal_comment = fake.add_portal_comment(ids[30])
         added = fake.add_idea(name="A brand-new idea")
         fake.clear_requests()
 
@@ -274,7 +280,7 @@ def test_meltano_run_loads_everything_then_only_the_changes(
     listings = [r for r in requests if r.path == "/api/v1/ideas"]
     assert listings
     assert all(parse_ts(r.query["updated_since"]) == parse_ts(bookmark) for r in listings)
-    assert {ids[3], ids[10], ids[20], added["id"]} <= changed
+    assert {ids[3], ids[10], ids[20], ids[30], added["id"]} <= changed
     assert len(changed) < len(ids) // 4
     assert {idea_of_request(r.path) for r in requests if idea_of_request(r.path)} <= changed
 
@@ -292,6 +298,8 @@ def test_meltano_run_loads_everything_then_only_the_changes(
     new_comments = {r["id"]: r["idea_id"] for r in second["idea_comments"]}
     assert new_votes == {**votes, vote["id"]: ids[10]}
     assert new_comments == {**comments, comment["id"]: ids[20]}
+    new_portal = {r["id"]: r["idea_id"] for r in second["idea_portal_comments"]}
+    assert new_portal == {**portal, portal_comment["id"]: ids[30]}  # repeats merged on id
 
     # What the second run loaded (inserted or updated) is exactly the changes and their children.
     for table, before in first.items():
