@@ -7,7 +7,7 @@ MELTANO_VERSION := 4.4.1
 MELTANO_VENV := $(VENV)/meltano
 MELTANO_STAMP := $(MELTANO_VENV)/.meltano-$(MELTANO_VERSION)
 
-.PHONY: install meltano run test lint
+.PHONY: install meltano run test lint bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -41,3 +41,7 @@ lint: install
 
 test: lint meltano
 	MELTANO_FOR_TESTS=$(abspath $(MELTANO_VENV))/bin/meltano $(PY) -m pytest
+
+# Requests, wall time against the rate-limit floor, CPU against a bare loop, memory, state (README, Benchmark).
+bench: install
+	$(PY) -m bench

@@ -29,6 +29,8 @@ class RateLimiter:
         while True:
             with self._lock:
                 now = time.monotonic()
+                while self._sent and self._sent[0] < now - self._windows[0][1]:
+                    self._sent.popleft()  # out of every window: keep only the last minute's sends
                 delay = self._delay(now)
                 if delay <= 0:
                     self._sent.append(now)

@@ -36,7 +36,7 @@ class AhaSettings:
     requests_per_second: int = 15
     request_timeout: float = 60.0
     max_retries: int = 5
-    parallel_requests: int = 4
+    parallel_requests: int = 8
     include_spam_portal_comments: bool = False
     user_agent: str = f"tap-aha/{__version__}"
 

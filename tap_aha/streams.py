@@ -1,4 +1,4 @@
-"""The three streams: ideas, and per changed idea its proxy votes and its internal comments."""
+"""The four streams: ideas, and per changed idea its proxy votes, internal comments and portal comments."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class _Walk:
     """One pass over the paged listing, and what tells whether the pages shifted under it."""
 
     totals: set[int] = field(default_factory=set)
-    seen: set[str] = field(default_factory=set)
+    seen: set[int | str] = field(default_factory=set)
     last_total: int = 0
 
     def page(self, total: object) -> None:
@@ -53,6 +53,11 @@ class _Walk:
     def shifted(self) -> bool:
         """A total that changed, or fewer distinct ideas than listed, means a page boundary moved."""
         return len(self.totals) > 1 or len(self.seen) < self.last_total
+
+
+def _compact(idea_id: str) -> int | str:
+    """An id as an int when it is digits (Aha!'s are): half the memory of a str in the run's id sets."""
+    return int(idea_id) if idea_id.isdigit() else idea_id
 
 
 class IdeasStream(AhaStream):
@@ -131,7 +136,7 @@ class IdeasStream(AhaStream):
         """
         self._updated_since = since
         self.window_complete = False
-        given: set[str] = set()
+        given: set[int | str] = set()
         cap = self.settings.max_ideas
         prefetcher = self.connection.prefetcher
         try:
@@ -140,11 +145,11 @@ class IdeasStream(AhaStream):
                 for page in self.request_records(None):
                     prefetcher.discard()  # the previous page's children were all taken by now
                     items = page[self.root_key]
-                    self._walk.seen.update(item["id"] for item in items)
-                    ideas = [idea for idea in self._complete(items) if idea["id"] not in given]
+                    self._walk.seen.update(_compact(item["id"]) for item in items)
+                    ideas = [idea for idea in self._complete(items) if _compact(idea["id"]) not in given]
                     if cap is not None:
                         ideas = ideas[: cap - len(given)]
-                    given.update(idea["id"] for idea in ideas)
+                    given.update(_compact(idea["id"]) for idea in ideas)
                     yield ideas
                     if cap is not None and len(given) >= cap:
                         self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
@@ -229,7 +234,7 @@ class IdeasStream(AhaStream):
             self._write_replication_key_signpost(None, theirs)
 
     def _hold_bookmark(self, context: Context | None) -> None:
-        """Keep the next run's window where this one started (a capped or unsettled read)."""
+        """Keep the next run's window where this one started: a max_ideas run read only part of it."""
         self._signpost = self._updated_since or EPOCH
         self._write_replication_key_signpost(context, self._signpost)
 

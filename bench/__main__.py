@@ -1,0 +1,40 @@
+"""`python -m bench`: run every phase of the benchmark and print one table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.floor import FORMULA
+from bench.phases import Bench, header, latency_phase, memory_phase, parse_args, throughput_phase
+from bench.report import Report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the phases and print the table; exit 1 when a target is not met."""
+    args = parse_args(argv)
+    load = os.getloadavg()[0]  # other work on the machine skews the times: say how busy it was
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tap-aha-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        bench = Bench.prepare(args, workdir)
+        latency = None if args.skip_latency else latency_phase(bench)
+        throughput = None if args.skip_throughput else throughput_phase(bench)
+        memory = None if args.skip_memory else memory_phase(bench)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report = Report(args=args, latency=latency, throughput=throughput, memory=memory, formula=FORMULA)
+    kept = (
+        f"Configs, Singer output and tap logs: {workdir}"
+        if args.workdir
+        else "(--workdir DIR keeps the files)"
+    )
+    print("\n".join([*header(args, bench.streams, load), "", *report.lines(), "", kept]))
+    return 0 if report.all_met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
