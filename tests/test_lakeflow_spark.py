@@ -29,7 +29,7 @@ from tap_aha.lakeflow_spark import (
     register_lakeflow_source,
 )
 from tests.fake_aha import FakeAha
-from tests.test_lakeflow import CURSORS
+from tests.test_lakeflow import CURSORS, options_for
 
 try:
     from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow  # noqa: F401
@@ -39,16 +39,6 @@ except ImportError:
     AVAILABLE_NOW_READS_ALL = False
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17+ (none on PATH)")
-
-
-def options_for(fake: FakeAha, **extra: str) -> dict[str, str]:
-    return {
-        "api_key": fake.api_key,
-        "api_url": fake.url,
-        "requests_per_minute": "1000000",
-        "requests_per_second": "100000",
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")
