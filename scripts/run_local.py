@@ -244,7 +244,7 @@ def report(target: Target, environment: str, tables: dict[str, Loaded]) -> None:
     schema = target.schema
     say(f"Loaded into: {target.database}  (DuckDB, schema {schema}; Meltano environment '{environment}')")
     for table, loaded in tables.items():
-        say(f"  {schema}.{table:<17} {loaded.rows:>6} rows, {loaded.this_run:>5} new or updated this run")
+        say(f"  {schema}.{table:<21} {loaded.rows:>6} rows, {loaded.this_run:>5} new or updated this run")
     state_id = f"{environment}:tap-aha-to-target-duckdb"
     say(f"State: Meltano's system database, id {state_id} (meltano state get {state_id}).")
     sql = "select reference_num, name, votes, updated_at from {}.ideas order by updated_at desc limit 5"
