@@ -10,6 +10,7 @@ import typing as t
 from dataclasses import dataclass, field
 from functools import cached_property
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 import msgspec
 import requests
@@ -160,19 +161,21 @@ class AhaStream(RESTStream[int]):
         return AhaPaginator(self.settings.page_size)
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
-        """Page number and the largest page size."""
+        """Page number and the configured page size (200, the API maximum, by default)."""
         return {"page": next_page_token or 1, "per_page": self.settings.page_size}
 
     def validate_response(self, response: requests.Response) -> None:
         """Map statuses to retry, stop or skip; decode the body once so a broken one is retried too."""
         status = response.status_code
-        where = f"GET {response.request.path_url}" if response.request else self.path
+        where = f"GET {urlsplit(response.request.path_url).path}" if response.request else self.path
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             raise RateLimitedError(f"HTTP 429 for {where}", response, _retry_after(response))
         if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise AuthError(_auth_message(status, self.settings.api_url))
         if status == HTTPStatus.NOT_FOUND:
-            raise NotFoundError(f"HTTP 404 for {where}")
+            raise NotFoundError(
+                f"Aha! answered HTTP 404 for {where}: check 'subdomain' and 'api_url' ({self.url_base})."
+            )
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(f"HTTP {status} {response.reason} for {where}", response)
         if status >= HTTPStatus.BAD_REQUEST:

@@ -29,5 +29,5 @@ class AhaAPIError(TapAhaError, FatalAPIError):
     """Aha! answered in a way retries did not fix; the run stops without advancing bookmarks."""
 
 
-class NotFoundError(FatalAPIError):
-    """A 404: for an idea's children this means the idea was deleted mid-run."""
+class NotFoundError(TapAhaError, FatalAPIError):
+    """A 404: skipped where an idea was deleted mid-run, else a wrong `subdomain` or `api_url`."""

@@ -49,8 +49,13 @@ def read_state(source: t.IO[str], stream_names: t.Collection[str]) -> dict[str, 
     return state
 
 
-def read_catalog(source: t.IO[str], stream_names: t.Collection[str]) -> dict[str, t.Any]:
-    """A Singer catalog: `{"streams": [{"tap_stream_id", "schema", "metadata"}, ...]}`."""
+def read_catalog(source: t.IO[str], replication_keys: t.Mapping[str, str | None]) -> dict[str, t.Any]:
+    """A Singer catalog: `{"streams": [{"tap_stream_id", "schema", "metadata"}, ...]}`.
+
+    Selection, properties and the replication method may be changed; keys may not: the tap reads by
+    `updated_at` and merges by `id`, whatever a catalog says.
+    """
+    stream_names = replication_keys.keys()
     catalog = _read_json(source, "catalog", CatalogError)
     if not isinstance(catalog, dict) or not isinstance(catalog.get("streams"), list):
         raise CatalogError("The catalog file must hold a JSON object with a 'streams' list.")
@@ -70,10 +75,31 @@ def read_catalog(source: t.IO[str], stream_names: t.Collection[str]) -> dict[str
             raise CatalogError(f"The catalog entry for '{stream}' has no 'schema' object.")
         metadata = entry.get("metadata", [])
         if not isinstance(metadata, list) or not all(
-            isinstance(item, dict) and isinstance(item.get("breadcrumb"), list) for item in metadata
+            isinstance(item, dict)
+            and isinstance(item.get("breadcrumb"), list)
+            and isinstance(item.get("metadata"), dict)
+            for item in metadata
         ):
             raise CatalogError(
                 f"The catalog entry for '{stream}' has 'metadata' that is not a list of "
                 "{breadcrumb, metadata} objects."
             )
+        top: dict[str, t.Any] = next((m["metadata"] for m in metadata if m["breadcrumb"] == []), {})
+        _check_keys(stream, replication_keys[stream], entry, top)
     return catalog
+
+
+def _check_keys(
+    stream: str, replication_key: str | None, entry: dict[str, t.Any], top: dict[str, t.Any]
+) -> None:
+    for value in (entry.get("replication_key"), top.get("replication-key")):
+        if value is not None and value != replication_key:
+            raise CatalogError(
+                f"The catalog gives stream '{stream}' the replication key {value!r}; it can only be "
+                f"{replication_key!r}."
+            )
+    for value in (entry.get("key_properties"), top.get("table-key-properties")):
+        if value is not None and value != ["id"]:
+            raise CatalogError(
+                f"The catalog gives stream '{stream}' key properties {value!r}; they are ['id']."
+            )

@@ -27,6 +27,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.errors import SettingsError
 from tap_aha.settings import AhaSettings
+from tap_aha.streams import EPOCH
 from tap_aha.tap import STREAM_NAMES, TapAha
 from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
 
@@ -57,7 +58,6 @@ def _tap_settings() -> tuple[str, ...]:
 # The options the connector reads; connector_spec.yaml declares exactly these (a test compares them).
 CONNECTION_OPTIONS: tuple[str, ...] = _tap_settings()
 TABLE_OPTIONS: tuple[str, ...] = ("max_records_per_batch",)
-REQUIRED_OPTIONS: tuple[str, ...] = tuple(TapAha.config_jsonschema.get("required", ()))
 # Set by the Lakeflow framework or Spark rather than the user; accepted and ignored (keys are lower-cased).
 FRAMEWORK_OPTIONS = frozenset(
     {
@@ -69,8 +69,14 @@ FRAMEWORK_OPTIONS = frozenset(
 _CONNECTOR_SETTINGS = frozenset({"max_ideas"})
 
 Key = tuple[str, str]  # (updated_at in Aha!'s form, idea id): the order every read follows
-_EPOCH = "1970-01-01T00:00:00.000Z"
 _ONE_MS = dt.timedelta(milliseconds=1)
+
+
+class _EmbeddedTap(TapAha):
+    """The tap inside a Spark driver or notebook, whose signals stay the host's."""
+
+    def _setup_signal_handlers(self) -> None:
+        """Leave SIGINT and SIGTERM alone: the CLI's handler prints a STATE line and exits the process."""
 
 
 class LakeflowConnect:
@@ -94,6 +100,7 @@ class LakeflowConnect:
         self._settings = AhaSettings.from_config(settings)
         self._default_batch = _batch_limit(table_options, None)
         self._tap: TapAha | None = None
+        self._listed: tuple[Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
 
     # Spark pickles what a DataSource holds: keep the options and the cap, not sockets, locks or threads.
@@ -190,7 +197,7 @@ class LakeflowConnect:
         if quota == 0:
             return [], None
         columns = table_columns(self._stream(table))
-        ideas = sorted(self._window(start, end), key=itemgetter(0))
+        ideas = self._sorted_window(start, end)
         if table == PARENT_TABLE:
             chosen = ideas[: min(limit or len(ideas), quota or len(ideas))]
             self._ideas_read[table] += len(chosen)
@@ -216,8 +223,24 @@ class LakeflowConnect:
         self._ideas_read[table] += taken
         return records, last_idea
 
-    def _window(self, start: Key | None, end: Key | None) -> Iterator[tuple[Key, dict[str, t.Any]]]:
-        """Each idea with start < (updated_at, id), updated_at <= cap and (updated_at, id) <= end.
+    def _sorted_window(self, start: Key | None, end: Key | None) -> list[tuple[Key, dict[str, t.Any]]]:
+        """The window's ideas in (updated_at, id) order, listed once per connector for every later start.
+
+        A batch read calls read_table once per batch: without this, each batch would list the whole rest
+        of the window again. Ideas changed after the listing are after the cap anyway.
+        """
+        listed_from, ideas = self._listed or (None, [])
+        if self._listed is None or (listed_from is not None and (start is None or start < listed_from)):
+            ideas = sorted(self._window(start), key=itemgetter(0))
+            self._listed = (start, ideas)
+        return [
+            (key, idea)
+            for key, idea in ideas
+            if (start is None or key > start) and (end is None or key <= end)
+        ]
+
+    def _window(self, start: Key | None) -> Iterator[tuple[Key, dict[str, t.Any]]]:
+        """Each idea with start < (updated_at, id) and updated_at <= cap.
 
         The listing asks for `updated_since` one millisecond before the start's `updated_at`, so ideas that
         share it come back whether Aha! treats the filter as inclusive or not. The stream itself walks the
@@ -236,7 +259,7 @@ class LakeflowConnect:
                 key = _key(idea)
                 if key[0] > self._cap:
                     continue
-                if (start is not None and key <= start) or (end is not None and key > end):
+                if start is not None and key <= start:
                     continue
                 yield key, idea
 
@@ -249,7 +272,7 @@ class LakeflowConnect:
         """The tap whose streams are read (built lazily, so a pickled connector holds no sockets)."""
         if self._tap is None:
             try:
-                self._tap = TapAha(config=_tap_config(self._raw_settings), validate_config=True)
+                self._tap = _EmbeddedTap(config=_tap_config(self._raw_settings), validate_config=True)
             except ConfigValidationError as exc:
                 raise SettingsError(f"Invalid settings: {'; '.join(exc.errors) or exc}") from None
         return self._tap
@@ -346,7 +369,7 @@ def _check_table(table_name: str) -> str:
 
 def _key(idea: Mapping[str, t.Any]) -> Key:
     updated = idea.get("updated_at")
-    return (normalize_timestamp(updated) if isinstance(updated, str) and updated else _EPOCH, str(idea["id"]))
+    return (normalize_timestamp(updated) if isinstance(updated, str) and updated else EPOCH, str(idea["id"]))
 
 
 def _parse_offset(offset: Mapping[str, t.Any] | None) -> Key | None:

@@ -74,7 +74,10 @@ class Prefetcher:
         return future.result()
 
     def discard(self) -> None:
-        """Forget fetches nobody will take (filtered ideas, an aborted run); stop the ones under way."""
+        """Forget fetches nobody will take (filtered ideas, an aborted run); cancel those not started.
+
+        Fetches under way finish their current request, then stop instead of retrying (`abandoned`).
+        """
         self._generation += 1
         self._failed.clear()
         self._planned.clear()
@@ -120,10 +123,10 @@ class Prefetcher:
                 continue
             if future.set_running_or_notify_cancel():
                 _worker.generation = generation
-                self._run(future, fetch)
+                self._run(future, fetch, generation)
                 _worker.generation = None
 
-    def _run(self, future: Future[t.Any], fetch: Callable[[], t.Any]) -> None:
+    def _run(self, future: Future[t.Any], fetch: Callable[[], t.Any], generation: int) -> None:
         """Once one fetch failed for good, later ones fail at once instead of spending requests."""
         if self._failed.is_set():
             future.set_exception(RuntimeError("an earlier prefetch failed"))
@@ -133,5 +136,6 @@ class Prefetcher:
         except Abandoned as exc:
             future.set_exception(exc)
         except BaseException as exc:  # handed to the consumer through the future
-            self._failed.set()
+            if generation == self._generation:  # a discarded fetch's failure concerns nobody
+                self._failed.set()
             future.set_exception(exc)

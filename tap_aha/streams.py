@@ -262,12 +262,25 @@ class IdeaChildStream(AhaStream):
         return True
 
     def fetch(self, context: Context) -> list[dict[str, t.Any]]:
-        """All of an idea's records; an idea deleted since it was listed has none (404)."""
+        """All of an idea's records; an idea deleted since it was listed has none (404).
+
+        A 404 is taken for a deletion only once the idea itself answers 404 too: any other cause (a
+        feature switched off, a permission) would otherwise drop its records without a word.
+        """
+        idea_id = context["idea_id"]
         try:
             return list(self.request_records(context))
         except NotFoundError:
-            self.logger.warning("Idea %s is gone (404 on %s); skipping it.", context["idea_id"], self.name)
-            return []
+            try:
+                self.get_object(f"/ideas/{idea_id}", "idea", {"fields": "id"})
+            except NotFoundError:
+                self.logger.warning("Idea %s is gone (404 on %s); skipping it.", idea_id, self.name)
+                return []
+            msg = (
+                f"Aha! answered HTTP 404 for the {self.name} of idea {idea_id}, which exists: they cannot "
+                "be read (a feature switched off, or the key's permissions?)."
+            )
+            raise AhaAPIError(msg) from None
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The idea's records, prefetched by the ideas stream when it could."""

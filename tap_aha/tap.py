@@ -34,6 +34,10 @@ STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeaPortalCommentsStream,
 )
 STREAM_NAMES: tuple[str, ...] = tuple(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
+# Each stream's replication key, as the catalog must keep it (None: portal comments, full table per idea).
+REPLICATION_KEYS: dict[str, str | None] = {
+    name: "updated_at" if name != "idea_portal_comments" else None for name in STREAM_NAMES
+}
 
 
 class TapAha(Tap):
@@ -79,7 +83,7 @@ class TapAha(Tap):
     ).to_dict()  # fmt: skip
 
     def discover_streams(self) -> list[AhaStream]:
-        """The three streams; the constructor makes no request (the SDK's tests rely on that)."""
+        """The four streams; the constructor makes no request (the SDK's tests rely on that)."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     @cached_property
@@ -112,7 +116,7 @@ class TapAha(Tap):
             tap = cls(
                 config=config.config if config else None,
                 state=None if state is None else read_state(state, STREAM_NAMES),
-                catalog=None if catalog is None else read_catalog(catalog, STREAM_NAMES),
+                catalog=None if catalog is None else read_catalog(catalog, REPLICATION_KEYS),
                 parse_env_config=config.parse_env if config else False,
                 validate_config=True,
             )

@@ -91,6 +91,19 @@ def test_bad_state_is_one_line_and_no_request(
         ('{"streams": [{"tap_stream_id": "tickets", "schema": {}}]}', ["'tickets'"]),
         ('{"streams": [{"tap_stream_id": "ideas"}]}', ["'ideas'", "'schema'"]),
         ('{"streams": [{"tap_stream_id": "ideas", "schema": {}, "metadata": [1]}]}', ["'metadata'"]),
+        (
+            '{"streams": [{"tap_stream_id": "ideas", "schema": {}, "metadata": [{"breadcrumb": []}]}]}',
+            ["'metadata'"],
+        ),
+        (
+            '{"streams": [{"tap_stream_id": "ideas", "schema": {}, "metadata": '
+            '[{"breadcrumb": [], "metadata": {"replication-key": "created_at"}}]}]}',
+            ["replication key 'created_at'"],
+        ),
+        (
+            '{"streams": [{"tap_stream_id": "ideas", "schema": {}, "key_properties": ["name"]}]}',
+            ["key properties"],
+        ),
     ],
 )
 def test_bad_catalog_is_one_line_and_no_request(
@@ -101,6 +114,14 @@ def test_bad_catalog_is_one_line_and_no_request(
     run = run_cli(["--catalog", str(path)], tmp_path, config={"api_key": SECRET, "api_url": fake.url})
     _assert_one_clear_line(run, *words)
     assert fake.count() == 0
+
+
+def test_a_wrong_api_path_is_one_line(fake: FakeAha, tmp_path: Path) -> None:
+    fake.seed(3)
+    run = run_cli([], tmp_path, config={"api_key": fake.api_key, "api_url": fake.url.replace("/v1", "/v2")})
+    assert run.returncode == 1
+    assert any("HTTP 404 for GET /api/v2/ideas: check" in line for line in _error_lines(run))
+    assert "Traceback" not in run.stderr
 
 
 def test_rejected_key_is_one_line_and_never_printed(fake: FakeAha, tmp_path: Path) -> None:

@@ -111,3 +111,11 @@ def test_the_client_side_limit_keeps_the_run_under_the_servers_limit(config: Con
         assert _complete(run.ids("ideas"), fake)
         assert not [r for r in fake.requests if r.status == 429]
         assert fake.count() > 16
+
+
+def test_a_404_for_the_children_of_an_idea_that_exists_stops_the_run(fake: FakeAha, config: Config) -> None:
+    fake.seed(10)
+    idea_id = fake.idea_ids()[0]
+    fake.inject("404", path_prefix=f"/ideas/{idea_id}/comments", times=1)
+    with pytest.raises(AhaAPIError, match=f"404 for the idea_comments of idea {idea_id}, which exists"):
+        run_tap(config)
