@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tap_aha.client import AhaStream
 from tap_aha.errors import AhaAPIError, AuthError
 from tests.conftest import Config, run_tap
 from tests.fake_aha import FakeAha
@@ -27,14 +28,17 @@ def test_429_with_retry_after_waits_that_long_and_loses_nothing(fake: FakeAha, c
     assert len(served) == 2
 
 
-def test_429_without_retry_after_backs_off_exponentially(fake: FakeAha, config: Config) -> None:
+def test_429_without_retry_after_backs_off_exponentially(
+    fake: FakeAha, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AhaStream, "backoff_base_seconds", 0.1)  # gaps well above scheduling noise
     fake.seed(30)
     fake.inject("429", path_prefix="/ideas", times=3)
     run = run_tap(config)
     assert _complete(run.ids("ideas"), fake)
     first_four = fake.requests[:4]
     gaps = [b.time - a.time for a, b in itertools.pairwise(first_four)]
-    assert gaps[0] < gaps[1] < gaps[2]  # 10, 20, 40 ms with the tests' fast backoff
+    assert 0.1 <= gaps[0] < gaps[1] < gaps[2]  # 0.1-0.125, 0.2-0.25, 0.4-0.5 s
 
 
 def test_a_429_storm_longer_than_the_retry_budget_for_errors_is_still_waited_out(
