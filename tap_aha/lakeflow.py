@@ -14,10 +14,10 @@ pyspark is optional: only `get_table_schema` needs it, and imports it when calle
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
-import math
 import typing as t
 from collections import Counter
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ from operator import itemgetter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.errors import SettingsError
-from tap_aha.settings import AhaSettings
+from tap_aha.settings import AhaSettings, optional_integer
 from tap_aha.streams import EPOCH
 from tap_aha.tap import STREAM_NAMES, TapAha
 from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
@@ -65,9 +65,6 @@ FRAMEWORK_OPTIONS = frozenset(
         "path", "scd_type", "primary_keys", "sequence_by",
     }
 )  # fmt: skip
-# The connector applies max_ideas itself, to ideas in offset order (the tap stops in listing order).
-_CONNECTOR_SETTINGS = frozenset({"max_ideas"})
-
 Key = tuple[str, str]  # (updated_at in Aha!'s form, idea id): the order every read follows
 _ONE_MS = dt.timedelta(milliseconds=1)
 
@@ -272,7 +269,7 @@ class LakeflowConnect:
         """The tap whose streams are read (built lazily, so a pickled connector holds no sockets)."""
         if self._tap is None:
             try:
-                self._tap = _EmbeddedTap(config=_tap_config(self._raw_settings), validate_config=True)
+                self._tap = _EmbeddedTap(config=_tap_config(self._settings), validate_config=True)
             except ConfigValidationError as exc:
                 raise SettingsError(f"Invalid settings: {'; '.join(exc.errors) or exc}") from None
         return self._tap
@@ -318,44 +315,18 @@ def _split_options(options: Mapping[str, t.Any]) -> tuple[dict[str, t.Any], dict
 
 
 def _batch_limit(table: Mapping[str, t.Any], default: int | None) -> int | None:
-    raw = table.get("max_records_per_batch")
-    if raw is None or not str(raw).strip():
-        return default
-    try:
-        number = float(str(raw).strip())
-    except ValueError:
-        number = math.nan
-    if not number.is_integer() or number < 1:
-        raise SettingsError("Option 'max_records_per_batch' must be a whole number at least 1.")
-    return int(number)
+    value = optional_integer(table, "max_records_per_batch", minimum=1)
+    return default if value is None else value
 
 
-def _tap_config(settings: Mapping[str, t.Any]) -> dict[str, t.Any]:
-    """String options typed as the tap's config schema declares them (already validated by AhaSettings)."""
-    properties = TapAha.config_jsonschema["properties"]
-    config: dict[str, t.Any] = {}
-    for name, value in settings.items():
-        if name in _CONNECTOR_SETTINGS or (isinstance(value, str) and not value.strip()):
-            continue
-        types = properties[name].get("type", [])
-        config[name] = _typed(value, [types] if isinstance(types, str) else types)
-    return config
+def _tap_config(settings: AhaSettings) -> dict[str, t.Any]:
+    """The validated settings as the tap's config, less max_ideas.
 
-
-def _typed(value: t.Any, types: list[str]) -> t.Any:
-    if not isinstance(value, str) or "string" in types:
-        return value
-    text = value.strip()
-    try:
-        if "integer" in types and float(text).is_integer():
-            return int(float(text))
-        if "number" in types:
-            return float(text)
-    except ValueError:
-        return value  # left for the SDK's validation to name
-    if "boolean" in types and text.lower() in {"true", "false"}:
-        return text.lower() == "true"
-    return value
+    The connector applies max_ideas itself, to ideas in offset order; the tap would stop in listing order.
+    """
+    values = dataclasses.asdict(settings)
+    values.pop("max_ideas")
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _check_table(table_name: str) -> str:

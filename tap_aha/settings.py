@@ -70,7 +70,7 @@ class AhaSettings:
             start_date=_start_date(config),
             ideas_workflow_status=_text(config, "ideas_workflow_status"),
             ideas_q=_text(config, "ideas_q"),
-            max_ideas=_optional_integer(config, "max_ideas", minimum=1),
+            max_ideas=optional_integer(config, "max_ideas", minimum=1),
             page_size=_integer(config, "page_size", cls.page_size, minimum=1, maximum=AHA_MAX_PAGE_SIZE),
             requests_per_minute=rpm,
             requests_per_second=min(rps, rpm),
@@ -168,9 +168,10 @@ def _raw_number(config: t.Mapping[str, t.Any], name: str) -> float | None:
     raise SettingsError(f"Setting '{name}' must be a number.")
 
 
-def _optional_integer(
+def optional_integer(
     config: t.Mapping[str, t.Any], name: str, *, minimum: int, maximum: int | None = None
 ) -> int | None:
+    """A whole number in range from a number or a string (the Lakeflow shim checks its options with it)."""
     number = _raw_number(config, name)
     if number is None:
         return None
@@ -183,7 +184,7 @@ def _optional_integer(
 def _integer(
     config: t.Mapping[str, t.Any], name: str, default: int, *, minimum: int, maximum: int | None = None
 ) -> int:
-    value = _optional_integer(config, name, minimum=minimum, maximum=maximum)
+    value = optional_integer(config, name, minimum=minimum, maximum=maximum)
     return default if value is None else value
 
 
