@@ -31,6 +31,7 @@ DETAIL_FIELDS = (
     "workflow_status_times", "submitted_idea_portal_record_url", "integration_fields",
     "duplicate_of", "watchers",
 )  # fmt: skip
+LIST_FIELDS = "*," + ",".join(DETAIL_FIELDS)  # the default set plus the detail fields
 # Keys every full idea carries: a list item missing any of them is completed from its detail.
 DETAIL_MARKERS = ("product_id", "endorsements_count", "comments_count", "votes", "custom_fields")
 EPOCH = "1970-01-01T00:00:00.000Z"
@@ -88,7 +89,7 @@ class IdeasStream(AhaStream):
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Full ideas, the change window and the user's filters."""
         params = super().get_url_params(context, next_page_token)
-        params["fields"] = "*," + ",".join(DETAIL_FIELDS)
+        params["fields"] = LIST_FIELDS
         if self._updated_since:
             params["updated_since"] = self._updated_since
         if self.settings.ideas_workflow_status:
@@ -336,6 +337,7 @@ class IdeaPortalCommentsStream(IdeaChildStream):
 
     name = "idea_portal_comments"
     path = "/ideas/{idea_id}/idea_comments"
+    replication_key = None
     root_key = "idea_comments"
     schema = StreamSchema(SCHEMAS)
 

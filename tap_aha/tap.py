@@ -34,9 +34,9 @@ STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeaPortalCommentsStream,
 )
 STREAM_NAMES: tuple[str, ...] = tuple(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
-# Each stream's replication key, as the catalog must keep it (None: portal comments, full table per idea).
+# Each stream's replication key, as a catalog must keep it (None: a full-table stream).
 REPLICATION_KEYS: dict[str, str | None] = {
-    name: "updated_at" if name != "idea_portal_comments" else None for name in STREAM_NAMES
+    vars(stream_type)["name"]: vars(stream_type)["replication_key"] for stream_type in STREAM_TYPES
 }
 
 
