@@ -87,14 +87,19 @@ class TapAha(Tap):
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     @cached_property
+    def settings(self) -> AhaSettings:
+        """The config, validated once (raises SettingsError naming the first bad setting)."""
+        return AhaSettings.from_config(self.config)
+
+    @cached_property
     def connection(self) -> AhaConnection:
         """Settings, HTTP session and rate limiter shared by every stream of this run."""
-        return AhaConnection(AhaSettings.from_config(self.config))
+        return AhaConnection(self.settings)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Our checks first: they name the setting and never echo a value (the key included)."""
         if raise_errors:
-            AhaSettings.from_config(self.config)
+            _ = self.settings
         return super()._validate_config(raise_errors=raise_errors)
 
     @classmethod
