@@ -8,6 +8,8 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+import time
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 from bench.fakeproc import THREE_STREAMS, FakeOptions, FakeProcess
 from bench.floor import floor_seconds
 from bench.procs import Measured, TapRun, catalog_for, run_bare, run_measured, run_tap, tap_executable
+from tap_aha.ratelimit import SHARED_SENDS, RateLimiter
 
 if t.TYPE_CHECKING:
     from bench.fakeproc import Audit
@@ -107,6 +110,7 @@ class ThroughputPhase:
     bare: Measured
     bare_summary: dict[str, t.Any]
     startup: Measured
+    limiter_seconds: float  # one request's time in the shared limiter, its state file full
 
 
 @dataclass
@@ -237,7 +241,25 @@ def throughput_phase(bench: Bench) -> ThroughputPhase:
         bare, summary = run_bare(workdir, urls, fake.options.api_key)
     with (workdir / "about.out").open("wb") as out:
         startup = run_measured([tap_executable(), "--about"], stdout=out, stderr=out, env=dict(os.environ))
-    return ThroughputPhase(tap=tap, audit=audit, bare=bare, bare_summary=summary, startup=startup)
+    limiter = limiter_cost(workdir)
+    return ThroughputPhase(
+        tap=tap, audit=audit, bare=bare, bare_summary=summary, startup=startup, limiter_seconds=limiter
+    )
+
+
+def limiter_cost(workdir: Path, requests: int = 5000) -> float:
+    """Seconds one acquire of the shared rate limiter takes (lock, read, write), with its state file full."""
+    saved, tempfile.tempdir = tempfile.tempdir, str(workdir)  # its state file goes with the workdir
+    try:
+        limiter = RateLimiter(per_minute=UNLIMITED, per_second=UNLIMITED, api_url="http://bench.invalid/v1")
+    finally:
+        tempfile.tempdir = saved
+    for _ in range(SHARED_SENDS):
+        limiter.acquire()
+    started = time.perf_counter()
+    for _ in range(requests):
+        limiter.acquire()
+    return (time.perf_counter() - started) / requests
 
 
 def memory_phase(bench: Bench) -> MemoryPhase:

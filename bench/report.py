@@ -17,6 +17,7 @@ if t.TYPE_CHECKING:
 
 WALL_TARGET = 1.15  # tap wall time / rate-limit floor at latency
 CPU_TARGET = 3.0  # tap CPU time / bare loop CPU time at zero latency
+LIMITER_TARGET = 0.001  # seconds one request may spend in the shared rate limiter (when it need not wait)
 RSS_MARGIN = 0.10  # peak RSS at the large account within this share of the small one's
 STATE_MAX_BYTES = 1024
 STREAM_ORDER = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
@@ -208,6 +209,14 @@ class Report:
                 _x(cpu_ratio),
                 f"<= {CPU_TARGET:g}x bare",
                 cpu_ratio <= CPU_TARGET,
+            ),
+            Row(
+                "shared rate limiter, per request",
+                f"{phase.limiter_seconds * 1e6:,.0f} µs",
+                "",
+                "",
+                f"< {LIMITER_TARGET * 1000:g} ms",
+                phase.limiter_seconds < LIMITER_TARGET,
             ),
         ]
         parallel = self.args.parallel_requests or f"{AhaSettings.parallel_requests} (default)"

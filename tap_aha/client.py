@@ -78,6 +78,7 @@ class AhaConnection:
         self.limiter = RateLimiter(
             per_minute=self.settings.requests_per_minute,
             per_second=self.settings.requests_per_second,
+            api_url=self.settings.api_url,
         )
         self.prefetcher = Prefetcher(self.settings.parallel_requests)
 
@@ -213,7 +214,8 @@ class AhaStream(RESTStream[int]):
         """Throttle every attempt through the shared limiter; retry transient failures.
 
         Replaces the SDK's backoff decorator, which neither honours Retry-After nor knows the
-        shared limiter. 429s get a larger budget than other failures: waiting them out is normal.
+        shared limiter. A 429 is Aha! saying "wait": it is waited out for up to `max_rate_limit_wait`
+        seconds, however many answers that takes; other failures get `max_retries` retries.
         A 200 whose body lacks the endpoint's root (`root`, else the stream's list) is retried too.
         """
         expected = root or self.root_key
@@ -221,6 +223,7 @@ class AhaStream(RESTStream[int]):
 
         def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
             failures = rate_limited = 0
+            first_429 = 0.0
             while True:
                 if self.connection.prefetcher.abandoned():
                     raise Abandoned
@@ -230,11 +233,13 @@ class AhaStream(RESTStream[int]):
                     _check_root(response, expected, want_list=want_list)
                 except RateLimitedError as exc:
                     rate_limited += 1
-                    if rate_limited > max(10, 2 * self.settings.max_retries):
-                        raise self._gave_up(exc, rate_limited) from None
                     wait = exc.retry_after
                     if wait is None:
                         wait = self._backoff(rate_limited)
+                    now = time.monotonic()
+                    first_429 = first_429 or now
+                    if now - first_429 + wait > self.settings.max_rate_limit_wait:
+                        raise self._rate_limit_exhausted(exc, now - first_429) from None
                     self.connection.limiter.pause(wait)
                     self._log_retry(exc, rate_limited, wait)
                 except _TRANSIENT as exc:
@@ -258,6 +263,13 @@ class AhaStream(RESTStream[int]):
 
     def _gave_up(self, exc: Exception, attempts: int) -> AhaAPIError:
         return AhaAPIError(f"Gave up after {attempts} attempts: {_describe(exc)}.")
+
+    def _rate_limit_exhausted(self, exc: RateLimitedError, waited: float) -> AhaAPIError:
+        return AhaAPIError(
+            f"Gave up after {waited:.0f} s of {exc} (Aha!'s rate limit; max_rate_limit_wait is "
+            f"{self.settings.max_rate_limit_wait:g} s): other integrations are using this account's "
+            "300 requests a minute; run again later or raise max_rate_limit_wait."
+        )
 
 
 def records_of(response: requests.Response, root: str) -> list[dict[str, t.Any]]:

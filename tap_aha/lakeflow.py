@@ -5,8 +5,11 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
 
 * offsets: `{"cursor": <updated_at>, "id": <idea id>}`, the last idea read in (updated_at, id) order, so a
   batch can stop anywhere (also between ideas that share one `updated_at`) and the next one resume exactly;
-* a cap: the moment the connector was made. A read never returns an idea updated later, so a run ends even
-  while ideas keep changing; what changed after the cap is read by the next run;
+* passes: a pass over a table reads up to its cap and never past it, so it ends even while ideas keep
+  changing. The first pass of every table is capped at the moment the connector was made; a read that starts
+  where the table's last pass caught up (returned its start offset) starts a new pass with a new cap, once
+  `poll_interval_seconds` have passed since the last cap, so one connector serving a continuous query for
+  days keeps reading what changes;
 * the tables' Spark schemas and records converted to them (`tap_aha.spark_schema`).
 
 pyspark is optional: only `get_table_schema` needs it, and imports it when called.
@@ -18,7 +21,6 @@ import dataclasses
 import datetime as dt
 import logging
 import typing as t
-from collections import Counter
 from operator import itemgetter
 
 from singer_sdk.exceptions import ConfigValidationError
@@ -56,7 +58,10 @@ def _tap_settings() -> tuple[str, ...]:
 
 # The options the connector reads; connector_spec.yaml declares exactly these (a test compares them).
 CONNECTION_OPTIONS: tuple[str, ...] = _tap_settings()
-TABLE_OPTIONS: tuple[str, ...] = ("max_records_per_batch",)
+TABLE_OPTIONS: tuple[str, ...] = ("max_records_per_batch", "poll_interval_seconds")
+# A continuous query may ask for its next batch every few milliseconds: a table that has caught up lists
+# Aha! again at most this often, so an idle pipeline costs a few requests a minute of the account's 300.
+DEFAULT_POLL_INTERVAL = 30
 # Set by the Lakeflow framework or Spark rather than the user; accepted and ignored (keys are lower-cased).
 FRAMEWORK_OPTIONS = frozenset(
     {
@@ -66,6 +71,21 @@ FRAMEWORK_OPTIONS = frozenset(
 )  # fmt: skip
 Key = tuple[str, str]  # (updated_at in Aha!'s form, idea id): the order every read follows
 _ONE_MS = dt.timedelta(milliseconds=1)
+
+
+def _now_cap() -> str:
+    """A cap every change made so far lies before (1 ms before now, in Aha!'s form)."""
+    return format_timestamp(dt.datetime.now(dt.UTC) - _ONE_MS)
+
+
+@dataclasses.dataclass
+class _Pass:
+    """One pass over a table: its cap, the ideas it read (for max_ideas) and where it caught up, if it did."""
+
+    cap: str
+    ideas_read: int = 0
+    caught_up: bool = False
+    caught_up_at: Key | None = None
 
 
 class _EmbeddedTap(TapAha):
@@ -83,11 +103,16 @@ class LakeflowConnect:
     Invalid ones raise the tap's `SettingsError` (a `ValueError`) with the tap's message.
     """
 
-    def __init__(self, options: Mapping[str, t.Any]) -> None:
-        """Validate the options with the tap's own checks and fix the cap; no request is made."""
+    def __init__(self, options: Mapping[str, t.Any], *, continuous: bool = True) -> None:
+        """Validate the options with the tap's own checks and fix the first cap; no request is made.
+
+        `continuous=False` keeps every table to its first pass (an AvailableNow run: it ends with the data
+        that existed when it started).
+        """
         self._options = dict(options)
-        self._cap = format_timestamp(dt.datetime.now(dt.UTC) - _ONE_MS)
-        self._ideas_read: Counter[str] = Counter()
+        self._cap = _now_cap()
+        self._continuous = continuous
+        self._passes: dict[str, _Pass] = {}
         self._setup()
 
     def _setup(self) -> None:
@@ -95,20 +120,27 @@ class LakeflowConnect:
         self._raw_settings = settings
         self._settings = AhaSettings.from_config(settings)
         self._default_batch = _batch_limit(table_options, None)
+        self._default_poll = _poll_interval(table_options, DEFAULT_POLL_INTERVAL)
         self._tap: TapAha | None = None
-        self._listed: tuple[Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
+        self._listed: tuple[str, Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
 
-    # Spark pickles what a DataSource holds: keep the options and the cap, not sockets, locks or threads.
+    # Spark pickles what a DataSource holds: keep the options and the passes, not sockets, locks or threads.
     def __getstate__(self) -> dict[str, t.Any]:
-        """Options, cap and progress only."""
-        return {"options": self._options, "cap": self._cap, "ideas_read": dict(self._ideas_read)}
+        """Options, caps and progress only."""
+        return {
+            "options": self._options,
+            "cap": self._cap,
+            "continuous": self._continuous,
+            "passes": dict(self._passes),
+        }
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
-        """Rebuild the tap lazily with the same cap."""
+        """Rebuild the tap lazily with the same passes."""
         self._options = state["options"]
         self._cap = state["cap"]
-        self._ideas_read = Counter(state["ideas_read"])
+        self._continuous = state["continuous"]
+        self._passes = dict(state["passes"])
         self._setup()
 
     @property
@@ -123,7 +155,7 @@ class LakeflowConnect:
 
     @property
     def cap(self) -> str:
-        """No record updated after this moment (Aha!'s form) is read by this connector."""
+        """No record updated after this moment (Aha!'s form) is read by the first pass of a table."""
         return self._cap
 
     # ------------------------------------------------------------------ the contract
@@ -150,18 +182,29 @@ class LakeflowConnect:
     def read_table(
         self, table_name: str, start_offset: Mapping[str, t.Any] | None, table_options: Mapping[str, t.Any]
     ) -> tuple[Iterator[dict[str, t.Any]], dict[str, t.Any]]:
-        """Records after `start_offset` up to the cap, in (updated_at, id) order of their idea.
+        """Records after `start_offset` up to the pass's cap, in (updated_at, id) order of their idea.
 
-        Returns the records and the offset to pass next; the same offset comes back once nothing is left.
-        With `max_records_per_batch`, a read stops after that many records (child tables: after the idea
-        whose records reach it, so an idea's records are never split between batches).
+        Returns the records and the offset to pass next; the same offset comes back once the pass has
+        caught up, and a read from that offset starts the next pass. With `max_records_per_batch`, a read
+        stops after that many records (child tables: after the idea whose records reach it, so an idea's
+        records are never split between batches).
         """
         table = _check_table(table_name)
         start = _parse_offset(start_offset)
-        limit = self._batch_limit(table_options)
-        records, end = self._read(table, start, None, limit)
-        offset = dict(start_offset or {}) if end is None or end == start else _format_offset(end)
-        return iter(records), offset
+        limit, poll = self._table_options(table_options)
+        current = self._passes.get(table)
+        if current is None:
+            current = self._passes[table] = _Pass(self._cap)
+        elif current.caught_up and current.caught_up_at == start:  # where the table's last pass ended
+            since_cap = dt.datetime.now(dt.UTC) - parse_timestamp(current.cap)
+            if not self._continuous or since_cap < dt.timedelta(seconds=poll):
+                return iter([]), dict(start_offset or {})
+            current = self._passes[table] = _Pass(_now_cap())
+        records, end = self._read(table, start, None, limit, current)
+        if end is None or end == start:
+            current.caught_up, current.caught_up_at = True, start
+            return iter(records), dict(start_offset or {})
+        return iter(records), _format_offset(end)
 
     # ------------------------------------------------------------------ beyond the contract
 
@@ -178,25 +221,26 @@ class LakeflowConnect:
     ) -> list[dict[str, t.Any]]:
         """Records after `start_offset` up to `end_offset`: a streaming batch replayed after a restart."""
         table = _check_table(table_name)
-        self._batch_limit(table_options)  # the same option checks as read_table
+        self._table_options(table_options)  # the same option checks as read_table
         end = _parse_offset(end_offset)
         if end is None:
             return []
-        return self._read(table, _parse_offset(start_offset), end, None)[0]
+        current = self._passes.get(table) or _Pass(self._cap)
+        return self._read(table, _parse_offset(start_offset), end, None, current)[0]
 
     # ------------------------------------------------------------------ reading
 
     def _read(
-        self, table: str, start: Key | None, end: Key | None, limit: int | None
+        self, table: str, start: Key | None, end: Key | None, limit: int | None, current: _Pass
     ) -> tuple[list[dict[str, t.Any]], Key | None]:
-        quota = self._quota(table) if end is None else None
+        quota = self._quota(current) if end is None else None
         if quota == 0:
             return [], None
         columns = table_columns(self._stream(table))
-        ideas = self._sorted_window(start, end)
+        ideas = self._sorted_window(start, end, current.cap)
         if table == PARENT_TABLE:
             chosen = ideas[: min(limit or len(ideas), quota or len(ideas))]
-            self._ideas_read[table] += len(chosen)
+            current.ideas_read += len(chosen)
             return [columns.record(idea) for _, idea in chosen], chosen[-1][0] if chosen else None
         parent = t.cast("IdeasStream", self._stream(PARENT_TABLE))
         child = t.cast("IdeaChildStream", self._stream(table))
@@ -216,26 +260,32 @@ class LakeflowConnect:
                     break
         finally:
             child.connection.prefetcher.discard()  # the ideas after the batch's last one
-        self._ideas_read[table] += taken
+        current.ideas_read += taken
         return records, last_idea
 
-    def _sorted_window(self, start: Key | None, end: Key | None) -> list[tuple[Key, dict[str, t.Any]]]:
-        """The window's ideas in (updated_at, id) order, listed once per connector for every later start.
+    def _sorted_window(
+        self, start: Key | None, end: Key | None, cap: str
+    ) -> list[tuple[Key, dict[str, t.Any]]]:
+        """The window's ideas in (updated_at, id) order, listed once per cap for every later start.
 
         A batch read calls read_table once per batch: without this, each batch would list the whole rest
         of the window again. Ideas changed after the listing are after the cap anyway.
         """
-        listed_from, ideas = self._listed or (None, [])
-        if self._listed is None or (listed_from is not None and (start is None or start < listed_from)):
-            ideas = sorted(self._window(start), key=itemgetter(0))
-            self._listed = (start, ideas)
+        listed_cap, listed_from, ideas = self._listed or (cap, None, [])
+        if (
+            self._listed is None
+            or listed_cap != cap
+            or (listed_from is not None and (start is None or start < listed_from))
+        ):
+            ideas = sorted(self._window(start, cap), key=itemgetter(0))
+            self._listed = (cap, start, ideas)
         return [
             (key, idea)
             for key, idea in ideas
             if (start is None or key > start) and (end is None or key <= end)
         ]
 
-    def _window(self, start: Key | None) -> Iterator[tuple[Key, dict[str, t.Any]]]:
+    def _window(self, start: Key | None, cap: str) -> Iterator[tuple[Key, dict[str, t.Any]]]:
         """Each idea with start < (updated_at, id) and updated_at <= cap.
 
         The listing asks for `updated_since` one millisecond before the start's `updated_at`, so ideas that
@@ -253,7 +303,7 @@ class LakeflowConnect:
                 if idea is None:
                     continue
                 key = _key(idea)
-                if key[0] > self._cap:
+                if key[0] > cap:
                     continue
                 if start is not None and key <= start:
                     continue
@@ -273,20 +323,21 @@ class LakeflowConnect:
                 raise SettingsError(f"Invalid settings: {'; '.join(exc.errors) or exc}") from None
         return self._tap
 
-    def _batch_limit(self, table_options: Mapping[str, t.Any]) -> int | None:
+    def _table_options(self, table_options: Mapping[str, t.Any]) -> tuple[int | None, int]:
+        """A read's batch size and poll interval; connection options may only repeat the connection's."""
         settings, table = _split_options(table_options)
         for name, value in settings.items():
             if str(value).strip() != str(self._raw_settings.get(name, "")).strip():
                 raise SettingsError(
                     f"Option '{name}' is a connection option: set it on the connection, not per table."
                 )
-        return _batch_limit(table, self._default_batch)
+        return _batch_limit(table, self._default_batch), _poll_interval(table, self._default_poll)
 
-    def _quota(self, table: str) -> int | None:
-        """Ideas this connector may still read for `table` under `max_ideas` (None: no limit)."""
+    def _quota(self, current: _Pass) -> int | None:
+        """Ideas this pass may still read under `max_ideas` (None: no limit)."""
         if self._settings.max_ideas is None:
             return None
-        return max(0, self._settings.max_ideas - self._ideas_read[table])
+        return max(0, self._settings.max_ideas - current.ideas_read)
 
 
 # ---------------------------------------------------------------------- options
@@ -315,6 +366,11 @@ def _split_options(options: Mapping[str, t.Any]) -> tuple[dict[str, t.Any], dict
 
 def _batch_limit(table: Mapping[str, t.Any], default: int | None) -> int | None:
     value = optional_integer(table, "max_records_per_batch", minimum=1)
+    return default if value is None else value
+
+
+def _poll_interval(table: Mapping[str, t.Any], default: int) -> int:
+    value = optional_integer(table, "poll_interval_seconds", minimum=0)
     return default if value is None else value
 
 

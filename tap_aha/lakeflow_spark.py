@@ -5,9 +5,11 @@
     spark.readStream.format("aha").option("tableName", "ideas").option("api_key", ...).load()
 
 Offsets of the streaming reader are the connector's offsets, so a checkpoint resumes exactly where the last
-run stopped. Needs the `lakeflow` extra (`pip install 'tap-aha[lakeflow]'`); Databricks provides Spark.
-Spark pickles the data source and its readers to Python workers: they hold options only and make a
-connector where they read.
+run stopped. Like Databricks' own framework, a streaming reader keeps one connector for the query's lifetime:
+a continuous query (a processingTime trigger) keeps reading what changes, an AvailableNow run stops with the
+data that existed when it started. Needs the `lakeflow` extra (`pip install 'tap-aha[lakeflow]'`); Databricks
+provides Spark. Spark pickles the data source and its readers to Python workers: they hold options (and a
+connector's passes) only, and make a connector where they read.
 """
 
 from __future__ import annotations
@@ -122,26 +124,28 @@ class AhaBatchReader(DataSourceReader):
 
 
 class AhaStreamReader(SimpleDataSourceStreamReader, _AvailableNow):
-    """Micro-batches from the connector; a checkpoint's offset resumes exactly after the last idea read."""
+    """Micro-batches from one connector; a checkpoint's offset resumes exactly after the last idea read."""
 
     def __init__(self, options: Mapping[str, t.Any]) -> None:
-        """Options only; an AvailableNow run pins one connector (one cap) for all its batches."""
+        """Options; the connector is made at the first read, or when an AvailableNow run starts."""
         self.options = _options(options)
-        self._pinned: LakeflowConnect | None = None
+        self._connector: LakeflowConnect | None = None
 
     def initialOffset(self) -> dict[str, t.Any]:
         """An empty offset: a new query reads everything."""
         return {}
 
     def prepareForTriggerAvailableNow(self) -> None:
-        """Fix the cap now, so the run ends after the data that existed when it started."""
-        self._pinned = LakeflowConnect(self.options)
+        """One pass with the cap fixed now, so the run ends after the data that existed when it started."""
+        self._connector = LakeflowConnect(self.options, continuous=False)
 
     def read(self, start: dict[str, t.Any]) -> tuple[Iterator[Row], dict[str, t.Any]]:
-        """Rows after `start` up to the connector's cap, and the offset to start the next batch from."""
+        """Rows after `start` up to the pass's cap, and the offset to start the next batch from."""
         table = _table(self.options)
         _refuse_delete_flow(self.options)
-        connector = self._pinned or LakeflowConnect(self.options)
+        if self._connector is None:
+            self._connector = LakeflowConnect(self.options)
+        connector = self._connector
         records, end = connector.read_table(table, start, self.options)
         columns = connector.columns(table)
         return iter([columns.spark_row(record) for record in records]), end

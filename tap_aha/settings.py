@@ -36,6 +36,7 @@ class AhaSettings:
     requests_per_second: int = 15
     request_timeout: float = 60.0
     max_retries: int = 5
+    max_rate_limit_wait: float = 900.0
     parallel_requests: int = 8
     include_spam_portal_comments: bool = False
     user_agent: str = f"tap-aha/{__version__}"
@@ -76,6 +77,9 @@ class AhaSettings:
             requests_per_second=min(rps, rpm),
             request_timeout=_number(config, "request_timeout", cls.request_timeout),
             max_retries=_integer(config, "max_retries", cls.max_retries, minimum=0, maximum=20),
+            max_rate_limit_wait=_number(
+                config, "max_rate_limit_wait", cls.max_rate_limit_wait, maximum=86400
+            ),
             parallel_requests=_integer(
                 config, "parallel_requests", cls.parallel_requests, minimum=1, maximum=16
             ),
@@ -188,10 +192,10 @@ def _integer(
     return default if value is None else value
 
 
-def _number(config: t.Mapping[str, t.Any], name: str, default: float) -> float:
+def _number(config: t.Mapping[str, t.Any], name: str, default: float, *, maximum: float = 3600) -> float:
     number = _raw_number(config, name)
     if number is None:
         return default
-    if not 0 < number <= 3600:  # noqa: PLR2004
-        raise SettingsError(f"Setting '{name}' must be a number of seconds between 0 and 3600.")
+    if not 0 < number <= maximum:
+        raise SettingsError(f"Setting '{name}' must be a number of seconds between 0 and {maximum:g}.")
     return number

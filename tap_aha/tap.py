@@ -72,7 +72,10 @@ class TapAha(Tap):
                     description="Seconds to wait for one response before retrying."),
         th.Property("max_retries", th.IntegerType, default=AhaSettings.max_retries,
                     description="Retries of a failed request (5xx, timeout, broken body); 429s "
-                    "get twice as many (at least 10)."),
+                    "are waited out under max_rate_limit_wait instead."),
+        th.Property("max_rate_limit_wait", th.NumberType, default=AhaSettings.max_rate_limit_wait,
+                    description="Seconds one request keeps waiting out HTTP 429 (rate limit) "
+                    "answers, honouring Retry-After, before the run stops (default 900)."),
         th.Property("parallel_requests", th.IntegerType, default=AhaSettings.parallel_requests,
                     description="Requests in flight at once for details, votes and comments (1-16); "
                     "the rate limits still apply to all of them."),

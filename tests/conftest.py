@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,24 @@ def _parse_partial(text: str) -> list[dict[str, t.Any]]:
         with contextlib.suppress(json.JSONDecodeError):
             messages.append(json.loads(line))
     return messages
+
+
+@pytest.fixture(autouse=True, scope="session")
+def limiter_state_dir(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Path]:
+    """The shared rate-limit state of every fake server's URL lands in a directory of this session.
+
+    The limiter keeps one small file per API URL in the temporary directory; the fakes' random ports would
+    leave hundreds in /tmp. TMPDIR carries the same choice to the tap processes the tests start.
+    """
+    path = tmp_path_factory.mktemp("limiter-state")
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = str(path)
+    yield path
+    tempfile.tempdir = saved[0]
+    if saved[1] is None:
+        del os.environ["TMPDIR"]
+    else:
+        os.environ["TMPDIR"] = saved[1]
 
 
 @pytest.fixture

@@ -281,6 +281,8 @@ class _RateLimiter:
         self._minute: deque[float] = deque()
         self._second: deque[float] = deque()
         self._lock = threading.Lock()
+        self.peak_per_minute = 0  # the most requests counted in any 60 s / 1 s window so far
+        self.peak_per_second = 0
 
     def _prune(self, now: float) -> None:
         while self._minute and self._minute[0] <= now - 60.0:
@@ -302,6 +304,8 @@ class _RateLimiter:
                 return max(*waits, 0.001)
             self._minute.append(now)
             self._second.append(now)
+            self.peak_per_minute = max(self.peak_per_minute, len(self._minute))
+            self.peak_per_second = max(self.peak_per_second, len(self._second))
             return None
 
     def headers(self, epoch_now: float) -> dict[str, str]:
@@ -539,6 +543,10 @@ class FakeAha:
             raise ValueError("times must be >= 1")
         with self._log_lock:
             self._faults.append(_Fault(fault, path_prefix, times, retry_after))
+
+    def peak_rates(self) -> tuple[int, int]:
+        """The most answered requests seen in any 60 s and in any 1 s sliding window."""
+        return self._limiter.peak_per_minute, self._limiter.peak_per_second
 
     def clear_faults(self) -> None:
         """Drop faults not yet consumed."""

@@ -41,13 +41,27 @@ def test_429_without_retry_after_backs_off_exponentially(
     assert 0.1 <= gaps[0] < gaps[1] < gaps[2]  # 0.1-0.125, 0.2-0.25, 0.4-0.5 s
 
 
-def test_a_429_storm_longer_than_the_retry_budget_for_errors_is_still_waited_out(
-    fake: FakeAha, config: Config
-) -> None:
+def test_a_429_storm_is_waited_out_however_many_answers_it_takes(fake: FakeAha, config: Config) -> None:
     fake.seed(10)
-    fake.inject("429", path_prefix="/ideas", times=8, retry_after=0.01)
+    fake.inject("429", path_prefix="/ideas", times=40, retry_after=0.01)  # four times the old count budget
     run = run_tap({**config, "max_retries": 2})
     assert _complete(run.ids("ideas"), fake)
+    assert len([r for r in fake.requests if r.fault == "429"]) == 40
+
+
+def test_429s_past_the_wait_budget_stop_the_run_with_one_line(fake: FakeAha, config: Config) -> None:
+    fake.seed(10)
+    fake.inject("429", path_prefix="/ideas", times=1000, retry_after=0.3)
+    started = time.monotonic()
+    with pytest.raises(AhaAPIError) as caught:
+        run_tap({**config, "max_rate_limit_wait": 1.5})
+    waited = time.monotonic() - started
+    message = str(caught.value)
+    assert message.startswith("Gave up after 1 s of HTTP 429 for GET /api/v1/ideas")
+    assert "max_rate_limit_wait is 1.5 s" in message
+    assert "\n" not in message
+    assert 1.0 <= waited < 5
+    assert len([r for r in fake.requests if r.fault == "429"]) in {5, 6}  # waits of 0.3 s add up to 1.5 s
 
 
 @pytest.mark.parametrize("fault", ["500", "502", "503", "truncated", "invalid_json", "reset", "empty_200"])

@@ -362,6 +362,88 @@ def test_children_follow_the_ideas_that_changed(seeded: FakeAha) -> None:
         assert read_all(connect(seeded), table, read_all(later, table, offsets[table])[1])[0] == []
 
 
+def change_every_table(fake: FakeAha) -> dict[str, set[str]]:
+    """Edit an idea, add one, and add a vote, a comment and a portal comment: the ids each table must read."""
+    ids = fake.idea_ids()
+    fake.update_idea(ids[3], name="Renamed")
+    vote, comment = fake.add_vote(ids[10]), fake.add_comment(ids[20])
+    portal = fake.add_portal_comment(ids[30])
+    new = fake.add_idea(name="Made while the query ran")
+    time.sleep(0.003)  # past the last change's millisecond
+    return {
+        "ideas": {ids[3], ids[10], ids[20], ids[30], new["id"]},
+        "idea_proxy_votes": {vote["id"]},
+        "idea_comments": {comment["id"]},
+        "idea_portal_comments": {portal["id"]},
+    }
+
+
+@pytest.mark.parametrize("pickled", [False, True], ids=["same instance", "pickled"])
+@pytest.mark.parametrize("table", TABLES)
+def test_one_connector_keeps_reading_what_changes(seeded: FakeAha, table: str, pickled: bool) -> None:
+    """As Databricks' framework reads: one instance for the whole query, reading again from the offset."""
+    connector = connect(seeded, poll_interval_seconds="0")
+    first, offset = read_all(connector, table)
+    assert first
+    if pickled:
+        connector = pickle.loads(pickle.dumps(connector))  # noqa: S301 - our own object
+    assert read_all(connector, table, offset)[0] == []  # caught up: a new pass finds nothing new
+    changed = change_every_table(seeded)
+    batches, later = read_all(connector, table, offset, {"max_records_per_batch": "2"})
+    records = flat(batches)
+    if table == "ideas":
+        assert {r["id"] for r in records} == changed["ideas"]
+    else:
+        assert changed[table] <= {r["id"] for r in records}
+        assert {r["idea_id"] for r in records} <= changed["ideas"]
+    assert later != offset
+    assert read_all(connector, table, later)[0] == []
+
+
+def test_a_pass_replays_the_same_batches_until_it_has_caught_up(seeded: FakeAha) -> None:
+    connector = connect(seeded, poll_interval_seconds="0")
+    options = {"max_records_per_batch": "25"}
+    _, middle = connector.read_table("ideas", None, options)
+    seeded.add_idea(name="After the pass began")
+    time.sleep(0.003)
+    batches, end = read_all(connector, "ideas", middle, options)
+    assert len(flat(batches)) == 35  # the pass ends at its cap: the new idea is not in it
+    assert list(connector.read_table("ideas", middle, options)[0]) == batches[0]  # nor in a repeated read
+    assert connector.read_table_between("ideas", middle, end, {}) == flat(batches)  # nor in a replay
+    assert [r["name"] for r in flat(read_all(connector, "ideas", end)[0])] == ["After the pass began"]
+
+
+def test_a_caught_up_table_lists_again_at_most_once_per_poll_interval(seeded: FakeAha) -> None:
+    connector = connect(seeded)  # the default interval: 30 s
+    _, offset = read_all(connector, "ideas")
+    change_every_table(seeded)
+    listed = seeded.count("/ideas")
+    for _ in range(20):  # a continuous query asking again and again: no request, nothing yet
+        records, again = connector.read_table("ideas", offset, {})
+        assert (list(records), again) == ([], offset)
+    assert seeded.count("/ideas") == listed
+    records, again = connector.read_table("ideas", offset, {"poll_interval_seconds": "0"})  # per table
+    assert len(list(records)) == 5
+    assert again != offset
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "0.5"])
+def test_bad_poll_intervals_are_refused(seeded: FakeAha, value: str) -> None:
+    with pytest.raises(SettingsError, match=r"'poll_interval_seconds' must be a (whole )?number"):
+        connect(seeded).read_table("ideas", None, {"poll_interval_seconds": value})
+    with pytest.raises(SettingsError, match=r"'poll_interval_seconds'"):
+        connect(seeded, poll_interval_seconds=value)
+
+
+def test_a_one_pass_connector_never_reads_past_its_first_cap(seeded: FakeAha) -> None:
+    connector = LakeflowConnect(options_for(seeded, poll_interval_seconds="0"), continuous=False)
+    _, offset = read_all(connector, "ideas")
+    change_every_table(seeded)
+    assert read_all(connector, "ideas", offset)[0] == []
+    copy = pickle.loads(pickle.dumps(connector))  # noqa: S301 - our own object
+    assert read_all(copy, "ideas", offset)[0] == []
+
+
 def test_a_read_stops_at_the_cap(seeded: FakeAha) -> None:
     connector = connect(seeded)
     time.sleep(0.003)
@@ -551,6 +633,7 @@ SAMPLES = {
     "requests_per_second": "100000",
     "request_timeout": "30",
     "max_retries": "2",
+    "max_rate_limit_wait": "120",
     "parallel_requests": "2",
     "include_spam_portal_comments": "true",
     "user_agent": "lakeflow-test/1.0",
@@ -579,6 +662,7 @@ def test_no_declared_option_is_ignored(fake: FakeAha) -> None:
         "lakeflow-test/1.0",
     )
     assert settings.parallel_requests == 2
+    assert settings.max_rate_limit_wait == 120.0
     assert settings.include_spam_portal_comments is True
     tap_config = connector.tap.config
     for name in declared:

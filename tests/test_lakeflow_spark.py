@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 import typing as t
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tap_aha.lakeflow_spark import (
     register_lakeflow_source,
 )
 from tests.fake_aha import FakeAha
-from tests.test_lakeflow import CURSORS, options_for
+from tests.test_lakeflow import CURSORS, change_every_table, options_for
 
 try:
     from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow  # noqa: F401
@@ -221,6 +222,71 @@ def test_streaming_runs_pick_up_exactly_the_changes(
     )
 
     assert [added.count() for added in run(spark, sinks, options)] == [0] * len(TABLES)
+
+
+def wait_for(condition: t.Callable[[], bool], timeout: float = 180) -> float:
+    """Poll until `condition` holds; the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, "timed out"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_a_continuous_query_picks_up_changes_while_it_runs(spark: SparkSession, fake: FakeAha) -> None:
+    """A processingTime query per table, never restarted, into a memory sink: what changes arrives."""
+    fake.seed(40)
+    settle()
+    options = options_for(fake, poll_interval_seconds="5")
+    queries = [
+        spark.readStream.format("aha")
+        .option("tableName", table)
+        .options(**options)
+        .load()
+        .writeStream.format("memory")
+        .queryName(f"continuous_{table}")
+        .trigger(processingTime="1 second")
+        .start()
+        for table in TABLES
+    ]
+
+    def sink(table: str) -> list[str]:
+        return ids(spark.table(f"continuous_{table}"))
+
+    connector = LakeflowConnect(options)
+    first = {table: sorted(r["id"] for r in connector.read_table(table, None, {})[0]) for table in TABLES}
+    try:
+        wait_for(lambda: all(sink(table) == first[table] for table in TABLES))
+        changed = change_every_table(fake)
+
+        def arrived(table: str) -> bool:
+            rows = sink(table)
+            if table == "ideas":  # the changed ideas come again, the new one for the first time
+                return len(rows) == len(first[table]) + len(changed[table])
+            return changed[table] <= set(rows)
+
+        changed_at = time.monotonic()
+        took: dict[str, float] = {}
+
+        def all_arrived() -> bool:
+            for table in TABLES:
+                if table not in took and arrived(table):
+                    took[table] = round(time.monotonic() - changed_at, 1)
+            return len(took) == len(TABLES)
+
+        wait_for(all_arrived)
+        assert all(query.isActive and query.exception() is None for query in queries)
+    finally:
+        for query in queries:
+            query.stop()
+    picked_up = {table: len(sink(table)) - len(first[table]) for table in TABLES}
+    assert set(sink("ideas")) == set(first["ideas"]) | changed["ideas"]
+    for table in TABLES[1:]:  # the children of the changed ideas, and only theirs
+        rows = spark.table(f"continuous_{table}").collect()
+        counts = Counter(row["id"] for row in rows)
+        again = {key for key, n in counts.items() if n > 1 or key not in first[table]}
+        assert {row["idea_id"] for row in rows if row["id"] in again} <= changed["ideas"]
+    print(f"continuous query: records picked up after the change {picked_up}; seconds after it {took}")
 
 
 def test_streaming_batches_resume_exactly(spark: SparkSession, fake: FakeAha, tmp_path: Path) -> None:
