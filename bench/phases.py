@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.fakeproc import THREE_STREAMS, FakeOptions, FakeProcess
 from bench.floor import floor_seconds
 from bench.procs import Measured, TapRun, catalog_for, run_bare, run_measured, run_tap, tap_executable
-from tap_aha.ratelimit import SHARED_SENDS, RateLimiter
+from tap_aha.ratelimit import RateLimiter
 
 if t.TYPE_CHECKING:
     from bench.fakeproc import Audit
@@ -247,15 +247,17 @@ def throughput_phase(bench: Bench) -> ThroughputPhase:
     )
 
 
-def limiter_cost(workdir: Path, requests: int = 5000) -> float:
-    """Seconds one acquire of the shared rate limiter takes (lock, read, write), with its state file full."""
+def limiter_cost(workdir: Path, requests: int = 5000, kept: int = 300) -> float:
+    """Seconds one acquire of the shared limiter takes (lock, read, write), its file holding 300 sends."""
     saved, tempfile.tempdir = tempfile.tempdir, str(workdir)  # its state file goes with the workdir
     try:
-        limiter = RateLimiter(per_minute=UNLIMITED, per_second=UNLIMITED, api_url="http://bench.invalid/v1")
+        # One limiter makes the file keep `kept` send times (it counts on them); the other is measured.
+        filler = RateLimiter(per_minute=kept, per_second=kept, api_url="http://bench.invalid")
+        limiter = RateLimiter(per_minute=UNLIMITED, per_second=UNLIMITED, api_url="http://bench.invalid")
     finally:
         tempfile.tempdir = saved
-    for _ in range(SHARED_SENDS):
-        limiter.acquire()
+    for _ in range(kept - 1):
+        filler.acquire()
     started = time.perf_counter()
     for _ in range(requests):
         limiter.acquire()

@@ -211,7 +211,7 @@ class Report:
                 cpu_ratio <= CPU_TARGET,
             ),
             Row(
-                "shared rate limiter, per request",
+                "shared rate limiter, per request (300 sends kept)",
                 f"{phase.limiter_seconds * 1e6:,.0f} µs",
                 "",
                 "",

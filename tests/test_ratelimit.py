@@ -56,9 +56,23 @@ def test_a_torn_or_foreign_state_file_is_started_afresh(content: bytes) -> None:
     state_path(url).write_bytes(content)
     limiter = RateLimiter(per_minute=1000, per_second=2, api_url=url)
     assert timed(limiter) < 0.3
-    assert state_path(url).stat().st_size == 4 * 8  # header and one send time, written whole
+    assert state_path(url).stat().st_size == 6 * 8  # a header of five doubles and one send time, whole
     assert timed(limiter) < 0.3
     assert timed(limiter) > 0.9  # and it limits again
+
+
+def test_the_file_keeps_what_the_largest_limit_in_use_needs() -> None:
+    url = f"{URL}/keep"
+    limited = RateLimiter(per_minute=1000, per_second=1000, api_url=url)
+    for _ in range(10):
+        limited.acquire()
+    unlimited = RateLimiter(per_minute=10**6, per_second=10**6, api_url=url)  # checks nothing itself
+    unlimited.acquire()
+    assert state_path(url).stat().st_size == (5 + 11) * 8  # it keeps every send the other one counts
+    alone = RateLimiter(per_minute=10**6, per_second=10**6, api_url=f"{URL}/alone")
+    for _ in range(100):
+        alone.acquire()
+    assert state_path(f"{URL}/alone").stat().st_size == 5 * 8  # nobody counts: the file stays a header
 
 
 def test_a_process_that_dies_holding_the_lock_does_not_block_the_others() -> None:
@@ -94,7 +108,7 @@ def test_an_unusable_state_file_leaves_a_limit_of_its_own(caplog: pytest.LogCapt
     assert "keeps a limit of its own" in warnings[0]
 
 
-def test_the_state_file_is_named_by_the_url_never_the_key(fake: FakeAha) -> None:
+def test_the_state_file_is_named_by_a_hash_of_the_url(fake: FakeAha) -> None:
     path = state_path(fake.url)
     assert path.parent == Path(os.environ["TMPDIR"])
     assert fake.url not in path.name
