@@ -157,7 +157,8 @@ class RateLimiter:
     def _update_file(self, path: Path, change: t.Callable[[_Log, float], _T]) -> _T:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
         try:
-            raw = os.read(fd, (_HEADER + SHARED_SENDS + 1) * 8)
+            # Read what is there: a buffer of the largest size, allocated per request, bloats the heap.
+            raw = os.read(fd, min(os.fstat(fd).st_size, (_HEADER + SHARED_SENDS + 1) * 8))
             now = time.time()  # the one clock every process shares
             log = _Log.decode(raw, now)
             result = change(log, now)
