@@ -198,7 +198,11 @@ def test_metadata_is_deterministic_and_names_schema_columns(seeded: FakeAha, tab
     connector = connect(seeded)
     metadata = connector.read_table_metadata(table, {})
     assert metadata == connector.read_table_metadata(table, {"max_records_per_batch": "2"})
-    assert metadata == {"primary_keys": ["id"], "cursor_field": CURSORS[table], "ingestion_type": "cdc"}
+    assert metadata == {
+        "primary_keys": ["id"],
+        "cursor_field": CURSORS[table],
+        "ingestion_type": "cdc_with_deletes",
+    }
     assert metadata["ingestion_type"] in {"snapshot", "cdc", "cdc_with_deletes", "append"}
     columns = connector.get_table_schema(table, {}).fieldNames()
     assert set(metadata["primary_keys"]) <= set(columns)
