@@ -219,15 +219,17 @@ def capture_deletes(tap: TapAha) -> None:
     if since is None:
         bookmarks[DELETES_BOOKMARK] = {"replication_key_value": start}
         return
+    streams = [
+        s for s in tap.streams.values() if s.selected and isinstance(s, AhaStream) and s.delete_audit_types
+    ]
+    if not streams:
+        return
     if parse_timestamp(since) < audit_log_start(dt.datetime.now(dt.UTC)):
         logger.warning(
             "The delete bookmark %s is older than Aha!'s audit log (12 months): records deleted before "
             "then cannot be read and may remain in the warehouse (a full refresh reloads without them).",
             since,
         )
-    streams = [
-        s for s in tap.streams.values() if s.selected and isinstance(s, AhaStream) and s.delete_audit_types
-    ]
     try:
         deletions, read = read_deletions(tap, streams, since, start)
     except AuditsRefusedError as exc:

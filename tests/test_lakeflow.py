@@ -557,6 +557,7 @@ SAMPLES = {
     "max_retries": "2",
     "parallel_requests": "2",
     "include_spam_portal_comments": "true",
+    "capture_deletes": "false",
     "user_agent": "lakeflow-test/1.0",
 }
 
@@ -584,6 +585,7 @@ def test_no_declared_option_is_ignored(fake: FakeAha) -> None:
     )
     assert settings.parallel_requests == 2
     assert settings.include_spam_portal_comments is True
+    assert settings.capture_deletes is False
     tap_config = connector.tap.config
     for name in declared:
         # max_ideas: the connector applies it, in offset order; subdomain: folded into api_url above.
