@@ -248,8 +248,8 @@ def capture_deletes(tap: TapAha) -> None:
             for deletion in mine:
                 stream._write_record_message(deletion.tombstone(columns))
     logger.info(
-        "Deletes since %s: %d destroy audits in %d requests, %d tombstones sent.",
-        since, len(read.audits), read.requests, len(deletions),
+        "Deletes since %s: %d tombstones sent, from %d destroy audits (requests to /audits: %d).",
+        since, len(deletions), len(read.audits), read.requests,
     )  # fmt: skip
     promoted = min(start, read.server_start or start)
     bookmarks[DELETES_BOOKMARK] = {"replication_key_value": promoted}
