@@ -4,6 +4,7 @@ Offsets have the form read_table's have, `{"cursor": <deleted at>, "id": <record
 (deleted at, id) order, so a batch can stop anywhere and the next resume exactly. Each pass over a table takes
 its own cap when it starts and never reads past it, so it ends even while records keep being deleted; the
 call that finds nothing new ends the pass, and the next call (the same offset again) starts a new one.
+Returned rows are built anew on each call from immutable deletions, so a repeated read returns the same.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import typing as t
+from dataclasses import dataclass
 
-from tap_aha.deletes import AuditsRefusedError, read_deletions
+from tap_aha.deletes import AuditsRefusedError, Deletion, read_deletions
 from tap_aha.spark_schema import table_columns
 from tap_aha.timestamps import format_timestamp, parse_timestamp
 
@@ -25,12 +27,25 @@ Key = tuple[str, str]  # (deleted at in Aha!'s form, record id)
 _ONE_MS = dt.timedelta(milliseconds=1)
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """A pass over one table: its cap, the start it listed from, and what that listing found."""
+
+    cap: str
+    start: Key | None
+    deletions: list[Deletion]
+
+
 class DeletePasses:
-    """Deleted keys of each table after an offset, up to the cap of the table's current pass."""
+    """Deleted keys of each table after an offset, up to the cap of the table's current pass.
+
+    The audit log is listed once per pass, at its first read: the pass's later batches (each a call, with a
+    later start) filter that listing instead of asking Aha! again.
+    """
 
     def __init__(self) -> None:
         """No pass started yet."""
-        self._caps: dict[str, str] = {}
+        self._passes: dict[str, _Pass] = {}
 
     def read(
         self,
@@ -42,27 +57,18 @@ class DeletePasses:
     ) -> tuple[list[dict[str, t.Any]], Key | None]:
         """Deleted rows (the key, `idea_id`, `cursor` = when deleted) in (start, end] and the last row's key.
 
-        Without `end`, up to the pass's cap and at most `limit` rows; with it, a replay of that batch. The
-        audit log is asked from a millisecond before the start (inclusive or not, nothing is missed), and
-        from `start_date` on a first read: a record last updated before it was never loaded.
+        Without `end`, up to the pass's cap and at most `limit` rows; with it, a replay of that batch.
         """
         start, end = window
-        cap = end[0] if end is not None else self._caps.setdefault(stream.name, _now())
-        since = (
-            tap.settings.start_date
-            if start is None
-            else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
-        )
-        until = format_timestamp(parse_timestamp(cap) + _ONE_MS)
-        try:
-            deletions, _ = read_deletions(tap, [stream], since, until)
-        except AuditsRefusedError as exc:
-            logger.warning(
-                "Aha! refused GET /audits (%s): no deletes for %s; set 'capture_deletes' to false to read it "
-                "as cdc without deletes.",
-                exc, stream.name,
-            )  # fmt: skip
-            deletions = []
+        if end is not None:
+            cap, deletions = end[0], _listing(tap, stream, start, end[0])
+        else:
+            current = self._passes.get(stream.name)
+            if current is None or (current.start is not None and (start is None or start < current.start)):
+                cap = current.cap if current is not None else _now()
+                current = _Pass(cap, start, _listing(tap, stream, start, cap))
+                self._passes[stream.name] = current
+            cap, deletions = current.cap, current.deletions
         chosen = [
             d
             for d in deletions
@@ -70,14 +76,35 @@ class DeletePasses:
             and (start is None or (d.deleted_at, d.id) > start)
             and (end is None or (d.deleted_at, d.id) <= end)
         ]
-        chosen.sort(key=lambda d: (d.deleted_at, d.id))
         if limit is not None:
             chosen = chosen[:limit]
         if not chosen and end is None:
-            self._caps.pop(stream.name, None)  # the pass is over: the next read takes a new cap
+            self._passes.pop(stream.name, None)  # the pass is over: the next read takes a new cap
         columns = table_columns(stream)
         rows = [columns.record({"id": d.id, "idea_id": d.idea_id, cursor: d.deleted_at}) for d in chosen]
         return rows, (chosen[-1].deleted_at, chosen[-1].id) if chosen else None
+
+
+def _listing(tap: TapAha, stream: AhaStream, start: Key | None, cap: str) -> list[Deletion]:
+    """The table's deletions after `start` up to `cap`, in (deleted at, id) order.
+
+    The audit log is asked from a millisecond before the start (inclusive or not, nothing is missed), and
+    from `start_date` on a first read: a record last updated before it was never loaded.
+    """
+    since = (
+        tap.settings.start_date if start is None else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
+    )
+    until = format_timestamp(parse_timestamp(cap) + _ONE_MS)
+    try:
+        deletions, _ = read_deletions(tap, [stream], since, until)
+    except AuditsRefusedError as exc:
+        logger.warning(
+            "Aha! refused GET /audits (%s): no deletes for %s; set 'capture_deletes' to false to read it "
+            "as cdc without deletes.",
+            exc, stream.name,
+        )  # fmt: skip
+        return []
+    return sorted(deletions, key=lambda d: (d.deleted_at, d.id))
 
 
 def _now() -> str:

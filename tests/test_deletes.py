@@ -360,8 +360,10 @@ def test_lakeflow_delete_batches_resume_exactly_and_repeat(fake: FakeAha) -> Non
     assert sorted(whole) == sorted(
         str(a["auditable_id"]) for a in fake.audits() if a["auditable_type"] == "ideas/idea"
     )
+    fake.clear_requests()
     batches, end = read_deletes(connect(fake), "ideas", max_records_per_batch="5")
     assert [len(b) for b in batches] == [5, 5, 2]
+    assert len(audit_requests(fake)) == 1  # the audit log is listed once per pass, not once per batch
     assert [
         row["id"] for b in batches for row in b
     ] == whole  # all audits share a millisecond: ids order them
