@@ -130,6 +130,7 @@ def test_duckdb_loader_is_pinned_to_a_duckdb_that_loads_every_row(project: dict[
     assert config["filepath"].endswith("/aha.duckdb")
     assert config["default_target_schema"]
     assert config["primary_key_required"] is True
+    assert config["hard_delete"] is True  # the tap's tombstones delete rows
 
 
 def test_databricks_loader_is_declared_as_a_custom_upserting_target(project: dict[str, t.Any]) -> None:
