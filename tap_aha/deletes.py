@@ -62,9 +62,8 @@ class AuditsRefusedError(TapAhaError):
     """Aha! refused /audits (403 for the key's role, 404 on a plan without it): deletes cannot be read."""
 
     def __init__(self, status: int) -> None:
-        """Keep the status for the warning."""
+        """The status, for the warning."""
         super().__init__(f"HTTP {status}")
-        self.status = status
 
 
 class AuditsStream(AhaStream):
@@ -104,14 +103,12 @@ class AuditsStream(AhaStream):
                 break
             after = max(read.audits, key=_id_order)
         for _ in range(MAX_WALKS):
-            if len(read.audits) >= read.listed:
-                break
-            totals = self._walk_pages(read, params)
-            if len(totals) == 1 and len(read.audits) >= read.listed:
+            if len(read.audits) >= read.listed or len(self._walk_pages(read, params)) == 1:
                 break
         return read
 
     def _walk_pages(self, read: AuditRead, params: dict[str, t.Any]) -> set[int]:
+        """Every page by number; the totals the pages listed (more than one: the listing moved under it)."""
         totals: set[int] = set()
         page = 1
         while True:
