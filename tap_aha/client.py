@@ -8,6 +8,7 @@ import random
 import time
 import typing as t
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -115,9 +116,23 @@ class AhaStream(RESTStream[int]):
 
     root_key: t.ClassVar[str]
     string_fields: t.ClassVar[tuple[str, ...]] = ()
+    # Aha! classes whose destroy audits are deletes of this stream's records (tap_aha.deletes reads them);
+    # a stream with an `idea_id` column gets the audit's associated idea in its tombstones.
+    delete_audit_types: t.ClassVar[tuple[str, ...]] = ()
     backoff_base_seconds: t.ClassVar[float] = 2.0
     max_backoff_seconds: t.ClassVar[float] = 60.0
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Remember whether this run's SCHEMA message went out."""
+        super().__init__(*args, **kwargs)
+        self._schema_sent = False
+
+    def _write_schema_message(self) -> None:
+        """Send SCHEMA once per run (children sync per idea, tombstones go first): loaders flush on it."""
+        if not self._schema_sent:
+            super()._write_schema_message()
+            self._schema_sent = True
 
     @property
     def connection(self) -> AhaConnection:
@@ -204,11 +219,16 @@ class AhaStream(RESTStream[int]):
 
     def get_object(self, path: str, root: str, params: dict[str, t.Any] | None = None) -> t.Any:
         """One GET outside the stream's own listing (an idea's detail), through the same path."""
+        return payload_of(self.get_response(path, params, root))[root]
+
+    def get_response(
+        self, path: str, params: dict[str, t.Any] | None = None, root: str | None = None
+    ) -> requests.Response:
+        """One GET through the limiter and retries; `root` names an object root, else the stream's list."""
         prepared = self.build_prepared_request(
             method="GET", url=self.url_base + path, params=params or {}, headers=self.http_headers
         )
-        response = self.request_decorator(self._request, root=root)(prepared, None)
-        return payload_of(response)[root]
+        return self.request_decorator(self._request, root=root)(prepared, None)
 
     def request_decorator(self, func: RequestFunc, root: str | None = None) -> RequestFunc:
         """Throttle every attempt through the shared limiter; retry transient failures.
@@ -284,6 +304,19 @@ def records_of(response: requests.Response, root: str) -> list[dict[str, t.Any]]
         if not isinstance(item["id"], str):
             item["id"] = str(item["id"])
     return items
+
+
+def sent_on_server_clock(response: requests.Response) -> str | None:
+    """When this request left, on Aha!'s clock (its Date header less the round trip); None without a Date.
+
+    Date is truncated to the second, so the value is at or before the moment the request was sent.
+    """
+    try:
+        server_now = parsedate_to_datetime(response.headers["Date"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    sent = server_now.timestamp() - response.elapsed.total_seconds()
+    return format_timestamp(dt.datetime.fromtimestamp(sent, dt.UTC))
 
 
 def _check_root(response: requests.Response, root: str, *, want_list: bool) -> None:

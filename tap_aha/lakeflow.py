@@ -5,6 +5,8 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
 
 * offsets: `{"cursor": <updated_at>, "id": <idea id>}`, the last idea read in (updated_at, id) order, so a
   batch can stop anywhere (also between ideas that share one `updated_at`) and the next one resume exactly;
+* deletes (`read_table_deletes`): the keys of records deleted in Aha!, from its audit log, with offsets of
+  the same form (`tap_aha.lakeflow_deletes`);
 * passes: a pass over a table reads up to its cap and never past it, so it ends even while ideas keep
   changing. The first pass of every table is capped at the moment the connector was made; a read that starts
   where the table's last pass caught up (returned its start offset) starts a new pass with a new cap, once
@@ -26,6 +28,7 @@ from operator import itemgetter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.errors import SettingsError
+from tap_aha.lakeflow_deletes import DeletePasses
 from tap_aha.settings import AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
 from tap_aha.streams import EPOCH
@@ -44,7 +47,8 @@ logger = logging.getLogger(__name__)
 
 PARENT_TABLE = "ideas"
 TABLES = STREAM_NAMES
-INGESTION_TYPE = "cdc"  # Aha! lists no deletions (only a 7-day recycle bin by name): not cdc_with_deletes.
+# Deletes come from Aha!'s audit log (tap_aha.deletes); without capture_deletes the tables are plain cdc.
+INGESTION_TYPE = "cdc_with_deletes"
 
 
 def _tap_settings() -> tuple[str, ...]:
@@ -123,6 +127,7 @@ class LakeflowConnect:
         self._default_poll = _poll_interval(table_options, DEFAULT_POLL_INTERVAL)
         self._tap: TapAha | None = None
         self._listed: tuple[str, Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
+        self._deletes = DeletePasses()
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
 
     # Spark pickles what a DataSource holds: keep the options and the passes, not sockets, locks or threads.
@@ -170,13 +175,12 @@ class LakeflowConnect:
         return t.cast("StructType", schema)
 
     def read_table_metadata(self, table_name: str, table_options: Mapping[str, t.Any]) -> dict[str, t.Any]:
-        """Primary key and cursor as the stream declares them; ingestion type `cdc`."""
+        """Primary key and cursor as the stream declares them; `cdc_with_deletes` unless deletes are off."""
         stream = self._stream(_check_table(table_name))
         return {
             "primary_keys": list(stream.primary_keys or ()),
-            # Portal comments have no updated_at; created_at orders their (repeated, identical) rows.
-            "cursor_field": stream.replication_key or "created_at",
-            "ingestion_type": INGESTION_TYPE,
+            "cursor_field": _cursor_field(stream),
+            "ingestion_type": INGESTION_TYPE if self._settings.capture_deletes else "cdc",
         }
 
     def read_table(
@@ -203,8 +207,21 @@ class LakeflowConnect:
         records, end = self._read(table, start, None, limit, current)
         if end is None or end == start:
             current.caught_up, current.caught_up_at = True, start
-            return iter(records), dict(start_offset or {})
-        return iter(records), _format_offset(end)
+        return iter(records), _next_offset(start_offset, start, end)
+
+    def read_table_deletes(
+        self, table_name: str, start_offset: Mapping[str, t.Any] | None, table_options: Mapping[str, t.Any]
+    ) -> tuple[Iterator[dict[str, t.Any]], dict[str, t.Any]]:
+        """Records deleted after `start_offset`, oldest deletion first, and the offset to pass next.
+
+        A record is the key, `idea_id` and the cursor column set to the deletion time; offsets, caps and
+        batches behave as read_table's.
+        """
+        table = _check_table(table_name)
+        start = _parse_offset(start_offset)
+        limit, _ = self._table_options(table_options)
+        records, end = self._read_deletes(table, start, None, limit)
+        return iter(records), _next_offset(start_offset, start, end)
 
     # ------------------------------------------------------------------ beyond the contract
 
@@ -218,15 +235,30 @@ class LakeflowConnect:
         start_offset: Mapping[str, t.Any] | None,
         end_offset: Mapping[str, t.Any],
         table_options: Mapping[str, t.Any],
+        *,
+        deletes: bool = False,
     ) -> list[dict[str, t.Any]]:
-        """Records after `start_offset` up to `end_offset`: a streaming batch replayed after a restart."""
+        """Records after `start_offset` up to `end_offset`: a streaming batch replayed after a restart.
+
+        With `deletes`, the delete flow's batch: the deleted keys, as read_table_deletes returns them.
+        """
         table = _check_table(table_name)
         self._table_options(table_options)  # the same option checks as read_table
         end = _parse_offset(end_offset)
         if end is None:
             return []
-        current = self._passes.get(table) or _Pass(self._cap)
-        return self._read(table, _parse_offset(start_offset), end, None, current)[0]
+        start = _parse_offset(start_offset)
+        if deletes:
+            return self._read_deletes(table, start, end, None)[0]
+        return self._read(table, start, end, None, self._passes.get(table) or _Pass(self._cap))[0]
+
+    def _read_deletes(
+        self, table: str, start: Key | None, end: Key | None, limit: int | None
+    ) -> tuple[list[dict[str, t.Any]], Key | None]:
+        if not self._settings.capture_deletes:
+            return [], None
+        stream = self._stream(table)
+        return self._deletes.read(self.tap, stream, _cursor_field(stream), (start, end), limit)
 
     # ------------------------------------------------------------------ reading
 
@@ -414,6 +446,18 @@ def _parse_offset(offset: Mapping[str, t.Any] | None) -> Key | None:
 
 def _format_offset(key: Key) -> dict[str, t.Any]:
     return {"cursor": key[0], "id": key[1]}
+
+
+def _next_offset(
+    start_offset: Mapping[str, t.Any] | None, start: Key | None, end: Key | None
+) -> dict[str, t.Any]:
+    """The offset to pass next: the incoming one unchanged when nothing new was read."""
+    return dict(start_offset or {}) if end is None or end == start else _format_offset(end)
+
+
+def _cursor_field(stream: AhaStream) -> str:
+    """Portal comments have no updated_at; created_at orders their (repeated, identical) rows."""
+    return stream.replication_key or "created_at"
 
 
 __all__ = ["CONNECTION_OPTIONS", "TABLES", "TABLE_OPTIONS", "LakeflowConnect"]

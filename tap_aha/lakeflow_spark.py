@@ -4,12 +4,13 @@
     register_lakeflow_source(spark)
     spark.readStream.format("aha").option("tableName", "ideas").option("api_key", ...).load()
 
-Offsets of the streaming reader are the connector's offsets, so a checkpoint resumes exactly where the last
-run stopped. Like Databricks' own framework, a streaming reader keeps one connector for the query's lifetime:
-a continuous query (a processingTime trigger) keeps reading what changes, an AvailableNow run stops with the
-data that existed when it started. Needs the `lakeflow` extra (`pip install 'tap-aha[lakeflow]'`); Databricks
-provides Spark. Spark pickles the data source and its readers to Python workers: they hold options (and a
-connector's passes) only, and make a connector where they read.
+With option `isDeleteFlow` "true" (the framework's delete flow) both read the deleted keys instead
+(`read_table_deletes`). Offsets of the streaming reader are the connector's offsets, so a checkpoint resumes
+exactly where the last run stopped. Like Databricks' own framework, a streaming reader keeps one connector
+for the query's lifetime: a continuous query (a processingTime trigger) keeps reading what changes, an
+AvailableNow run stops with the data that existed when it started. Needs the `lakeflow` extra
+(`pip install 'tap-aha[lakeflow]'`); Databricks provides Spark. Spark pickles the data source and its readers
+to Python workers: they hold options (and a connector's passes) only, and make a connector where they read.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ METADATA_SCHEMA = StructType(
     ]
 )
 Row = tuple[t.Any, ...]
+Read = t.Callable[
+    [str, "Mapping[str, t.Any] | None", "Mapping[str, t.Any]"],
+    tuple["Iterator[dict[str, t.Any]]", dict[str, t.Any]],
+]
 
 
 def _options(options: Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -111,11 +116,11 @@ class AhaBatchReader(DataSourceReader):
         if table == METADATA_TABLE:
             yield from _metadata_rows(connector, self.options)
             return
-        _refuse_delete_flow(self.options)
+        read = _flow(connector, self.options)
         columns = connector.columns(table)
         offset: dict[str, t.Any] = {}
         while True:
-            records, end = connector.read_table(table, offset, self.options)
+            records, end = read(table, offset, self.options)
             for record in records:
                 yield columns.spark_row(record)
             if end == offset:
@@ -142,11 +147,10 @@ class AhaStreamReader(SimpleDataSourceStreamReader, _AvailableNow):
     def read(self, start: dict[str, t.Any]) -> tuple[Iterator[Row], dict[str, t.Any]]:
         """Rows after `start` up to the pass's cap, and the offset to start the next batch from."""
         table = _table(self.options)
-        _refuse_delete_flow(self.options)
         if self._connector is None:
             self._connector = LakeflowConnect(self.options)
         connector = self._connector
-        records, end = connector.read_table(table, start, self.options)
+        records, end = _flow(connector, self.options)(table, start, self.options)
         columns = connector.columns(table)
         return iter([columns.spark_row(record) for record in records]), end
 
@@ -155,7 +159,8 @@ class AhaStreamReader(SimpleDataSourceStreamReader, _AvailableNow):
         table = _table(self.options)
         connector = LakeflowConnect(self.options)
         columns = connector.columns(table)
-        records = connector.read_table_between(table, start, end, self.options)
+        deletes = _is_delete_flow(self.options)
+        records = connector.read_table_between(table, start, end, self.options, deletes=deletes)
         return iter([columns.spark_row(record) for record in records])
 
 
@@ -167,9 +172,13 @@ def _metadata_rows(connector: LakeflowConnect, options: Mapping[str, t.Any]) -> 
         yield (name, metadata["primary_keys"], metadata["cursor_field"], metadata["ingestion_type"])
 
 
-def _refuse_delete_flow(options: Mapping[str, t.Any]) -> None:
-    if str(options.get("isdeleteflow", "")).lower() == "true":
-        raise ValueError("The Aha! tables are 'cdc' without deletes: there is no delete flow to read.")
+def _is_delete_flow(options: Mapping[str, t.Any]) -> bool:
+    """The framework's delete flow of a `cdc_with_deletes` table (option isDeleteFlow) reads deleted keys."""
+    return str(options.get("isdeleteflow", "")).strip().lower() == "true"
+
+
+def _flow(connector: LakeflowConnect, options: Mapping[str, t.Any]) -> Read:
+    return connector.read_table_deletes if _is_delete_flow(options) else connector.read_table
 
 
 def register_lakeflow_source(spark: SparkSession) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import typing as t
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 
 from singer_sdk import StreamSchema
 from singer_sdk.schema.source import SchemaDirectory
 
 from tap_aha import schemas
-from tap_aha.client import AhaStream, payload_of, records_of
+from tap_aha.client import AhaStream, payload_of, records_of, sent_on_server_clock
 from tap_aha.errors import AhaAPIError, NotFoundError
 from tap_aha.timestamps import format_timestamp
 
@@ -73,6 +71,7 @@ class IdeasStream(AhaStream):
     string_fields = ("product_id",)
     schema = StreamSchema(SCHEMAS)
     max_listing_passes = 4
+    delete_audit_types = ("Ideas::Idea",)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Per-run listing state."""
@@ -223,14 +222,8 @@ class IdeasStream(AhaStream):
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""
         ours = super().get_replication_key_signpost(None)
         self._signpost = ours
-        try:
-            server_now = parsedate_to_datetime(response.headers["Date"])
-        except (KeyError, TypeError, ValueError):
-            return
-        # Date is truncated to the second, so Date - elapsed is at or before the moment we sent.
-        sent = server_now.timestamp() - response.elapsed.total_seconds()
-        theirs = format_timestamp(dt.datetime.fromtimestamp(sent, dt.UTC))
-        if theirs < ours:
+        theirs = sent_on_server_clock(response)
+        if theirs is not None and theirs < ours:
             self._signpost = theirs
             self._write_replication_key_signpost(None, theirs)
 
@@ -246,17 +239,6 @@ class IdeaChildStream(AhaStream):
     parent_stream_type = IdeasStream
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per idea
     primary_keys = ("id",)
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Remember whether this run's SCHEMA message went out."""
-        super().__init__(*args, **kwargs)
-        self._schema_sent = False
-
-    def _write_schema_message(self) -> None:
-        """Send SCHEMA once per run, not once per idea: loaders flush or reset on each SCHEMA."""
-        if not self._schema_sent:
-            super()._write_schema_message()
-            self._schema_sent = True
 
     def wants(self, context: Context) -> bool:
         """Whether this idea can have records here at all (no request when it cannot)."""
@@ -307,6 +289,9 @@ class IdeaProxyVotesStream(IdeaChildStream):
     root_key = "idea_endorsements"
     string_fields = ("value",)  # a decimal string such as "2.0"
     schema = StreamSchema(SCHEMAS)
+    # A destroy audit does not tell a proxy vote from a portal vote: every deleted vote gets a tombstone
+    # here, and one for a vote this table never had deletes nothing.
+    delete_audit_types = ("Ideas::IdeaEndorsement",)
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Only proxy votes."""
@@ -326,6 +311,7 @@ class IdeaCommentsStream(IdeaChildStream):
     is_sorted = False
     root_key = "comments"
     schema = StreamSchema(SCHEMAS)
+    delete_audit_types = ("Comment",)  # comments on other records have other ids: harmless
 
 
 class IdeaPortalCommentsStream(IdeaChildStream):
@@ -340,6 +326,7 @@ class IdeaPortalCommentsStream(IdeaChildStream):
     replication_key = None
     root_key = "idea_comments"
     schema = StreamSchema(SCHEMAS)
+    delete_audit_types = ("Ideas::IdeaComment",)
 
     @property
     def emit_activate_version_messages(self) -> bool:

@@ -198,7 +198,11 @@ def test_metadata_is_deterministic_and_names_schema_columns(seeded: FakeAha, tab
     connector = connect(seeded)
     metadata = connector.read_table_metadata(table, {})
     assert metadata == connector.read_table_metadata(table, {"max_records_per_batch": "2"})
-    assert metadata == {"primary_keys": ["id"], "cursor_field": CURSORS[table], "ingestion_type": "cdc"}
+    assert metadata == {
+        "primary_keys": ["id"],
+        "cursor_field": CURSORS[table],
+        "ingestion_type": "cdc_with_deletes",
+    }
     assert metadata["ingestion_type"] in {"snapshot", "cdc", "cdc_with_deletes", "append"}
     columns = connector.get_table_schema(table, {}).fieldNames()
     assert set(metadata["primary_keys"]) <= set(columns)
@@ -636,6 +640,7 @@ SAMPLES = {
     "max_rate_limit_wait": "120",
     "parallel_requests": "2",
     "include_spam_portal_comments": "true",
+    "capture_deletes": "false",
     "user_agent": "lakeflow-test/1.0",
 }
 
@@ -664,6 +669,7 @@ def test_no_declared_option_is_ignored(fake: FakeAha) -> None:
     assert settings.parallel_requests == 2
     assert settings.max_rate_limit_wait == 120.0
     assert settings.include_spam_portal_comments is True
+    assert settings.capture_deletes is False
     tap_config = connector.tap.config
     for name in declared:
         # max_ideas: the connector applies it, in offset order; subdomain: folded into api_url above.
