@@ -117,6 +117,7 @@ class LakeflowConnect:
         self._cap = _now_cap()
         self._continuous = continuous
         self._passes: dict[str, _Pass] = {}
+        self._deletes_caught_up: dict[str, tuple[Key | None, str]] = {}  # table: (offset, when)
         self._setup()
 
     def _setup(self) -> None:
@@ -138,6 +139,7 @@ class LakeflowConnect:
             "cap": self._cap,
             "continuous": self._continuous,
             "passes": dict(self._passes),
+            "deletes_caught_up": dict(self._deletes_caught_up),
         }
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
@@ -146,6 +148,7 @@ class LakeflowConnect:
         self._cap = state["cap"]
         self._continuous = state["continuous"]
         self._passes = dict(state["passes"])
+        self._deletes_caught_up = dict(state["deletes_caught_up"])
         self._setup()
 
     @property
@@ -200,8 +203,7 @@ class LakeflowConnect:
         if current is None:
             current = self._passes[table] = _Pass(self._cap)
         elif current.caught_up and current.caught_up_at == start:  # where the table's last pass ended
-            since_cap = dt.datetime.now(dt.UTC) - parse_timestamp(current.cap)
-            if not self._continuous or since_cap < dt.timedelta(seconds=poll):
+            if not self._continuous or _waits(current.cap, poll):
                 return iter([]), dict(start_offset or {})
             current = self._passes[table] = _Pass(_now_cap())
         records, end = self._read(table, start, None, limit, current)
@@ -215,12 +217,21 @@ class LakeflowConnect:
         """Records deleted after `start_offset`, oldest deletion first, and the offset to pass next.
 
         A record is the key, `idea_id` and the cursor column set to the deletion time; offsets, caps and
-        batches behave as read_table's.
+        batches behave as read_table's, and so does `poll_interval_seconds` once the flow has caught up.
         """
         table = _check_table(table_name)
         start = _parse_offset(start_offset)
-        limit, _ = self._table_options(table_options)
+        limit, poll = self._table_options(table_options)
+        caught_up = self._deletes_caught_up.get(table)
+        if (
+            caught_up is not None
+            and caught_up[0] == start
+            and (not self._continuous or _waits(caught_up[1], poll))
+        ):  # the flow caught up here: a new pass waits for the poll interval (or forever, one-pass)
+            return iter([]), dict(start_offset or {})
         records, end = self._read_deletes(table, start, None, limit)
+        if end is None or end == start:
+            self._deletes_caught_up[table] = (start, _now_cap())
         return iter(records), _next_offset(start_offset, start, end)
 
     # ------------------------------------------------------------------ beyond the contract
@@ -399,6 +410,11 @@ def _split_options(options: Mapping[str, t.Any]) -> tuple[dict[str, t.Any], dict
 def _batch_limit(table: Mapping[str, t.Any], default: int | None) -> int | None:
     value = optional_integer(table, "max_records_per_batch", minimum=1)
     return default if value is None else value
+
+
+def _waits(since: str, poll: int) -> bool:
+    """Whether a table that caught up at `since` must wait before it lists Aha! again."""
+    return dt.datetime.now(dt.UTC) - parse_timestamp(since) < dt.timedelta(seconds=poll)
 
 
 def _poll_interval(table: Mapping[str, t.Any], default: int) -> int:

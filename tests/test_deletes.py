@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import pickle
 import signal
 import subprocess
 import threading
@@ -17,7 +18,7 @@ from tap_aha.deletes import DELETED_AT, audit_type
 from tap_aha.lakeflow import LakeflowConnect
 from tests.conftest import REPO, TAP, Config, Run, parse_messages, run_cli, run_tap
 from tests.fake_aha import FakeAha, RequestLog, parse_ts
-from tests.test_lakeflow import CURSORS, connect
+from tests.test_lakeflow import CURSORS, connect, options_for
 
 STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 TYPES = {
@@ -355,7 +356,7 @@ def test_lakeflow_delete_batches_resume_exactly_and_repeat(fake: FakeAha) -> Non
     fake.seed(60)
     for idea in fake.idea_ids()[:12]:
         fake.delete_idea(idea)
-    connector = connect(fake)
+    connector = connect(fake, poll_interval_seconds="0")  # a continuous query's next pass: at once
     whole = [row["id"] for batch in read_deletes(connector, "ideas")[0] for row in batch]
     assert sorted(whole) == sorted(
         str(a["auditable_id"]) for a in fake.audits() if a["auditable_type"] == "ideas/idea"
@@ -378,6 +379,27 @@ def test_lakeflow_delete_batches_resume_exactly_and_repeat(fake: FakeAha) -> Non
     time.sleep(0.003)
     later = [row["id"] for batch in read_deletes(connector, "ideas", end)[0] for row in batch]
     assert later == [victim]
+
+
+def test_lakeflow_delete_flow_lists_again_at_most_once_per_poll_interval(fake: FakeAha) -> None:
+    fake.seed(20)
+    connector = connect(fake)  # the default interval: 30 s
+    _, end = read_deletes(connector, "ideas")
+    victim = fake.idea_ids()[0]
+    fake.delete_idea(victim)
+    time.sleep(0.003)
+    fake.clear_requests()
+    assert read_deletes(connector, "ideas", end) == ([], end)  # caught up a moment ago: no request
+    assert audit_requests(fake) == []
+    copy = pickle.loads(pickle.dumps(connector))  # noqa: S301 - our own object
+    assert read_deletes(copy, "ideas", end) == ([], end)
+    later = read_deletes(connector, "ideas", end, poll_interval_seconds="0")[0]
+    assert [row["id"] for batch in later for row in batch] == [victim]
+    one_pass = LakeflowConnect(options_for(fake, poll_interval_seconds="0"), continuous=False)
+    _, last = read_deletes(one_pass, "ideas")
+    fake.delete_idea(fake.idea_ids()[0])
+    time.sleep(0.003)
+    assert read_deletes(one_pass, "ideas", last) == ([], last)  # an AvailableNow run: one pass
 
 
 def test_lakeflow_without_capture_deletes_is_plain_cdc(fake: FakeAha) -> None:
