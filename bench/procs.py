@@ -121,6 +121,7 @@ def run_tap(
         argv += ["--state", str(state_path)]
     out_path, log_path = workdir / f"{name}.singer.jsonl", workdir / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_AHA_")}
+    env["TMPDIR"] = str(workdir)  # the shared rate limiter's file of each fake's URL goes with the workdir
     with out_path.open("wb") as out, log_path.open("wb") as err:
         measured = run_measured(argv, stdout=out, stderr=err, env=env)
     if measured.exit_code != 0:
