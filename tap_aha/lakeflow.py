@@ -9,6 +9,10 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
   while ideas keep changing; what changed after the cap is read by the next run;
 * the tables' Spark schemas and records converted to them (`tap_aha.spark_schema`).
 
+The idea tables are read through the window of changed ideas; the companion tables (votes, organizations,
+users, portals, workspaces, categories) over their own account-wide listings: `cdc` ones with the same
+offsets, cap and batches, `snapshot` ones whole once per pass.
+
 pyspark is optional: only `get_table_schema` needs it, and imports it when called.
 """
 
@@ -23,7 +27,8 @@ from operator import itemgetter
 
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_aha.errors import SettingsError
+from tap_aha.companions import COMPANION_TYPES, AccountStream
+from tap_aha.errors import EndpointRefusedError, SettingsError
 from tap_aha.settings import AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
 from tap_aha.streams import EPOCH
@@ -43,6 +48,10 @@ logger = logging.getLogger(__name__)
 PARENT_TABLE = "ideas"
 TABLES = STREAM_NAMES
 INGESTION_TYPE = "cdc"  # Aha! lists no deletions (only a 7-day recycle bin by name): not cdc_with_deletes.
+# Read over their own account-wide listings, not through the ideas' window: `cdc` on updated_at where the
+# records carry it, else `snapshot` (read whole once per pass; offset {"snapshot": <cap>}).
+COMPANION_TABLES = frozenset(vars(stream_type)["name"] for stream_type in COMPANION_TYPES)
+SNAPSHOT = "snapshot"
 
 
 def _tap_settings() -> tuple[str, ...]:
@@ -97,6 +106,7 @@ class LakeflowConnect:
         self._default_batch = _batch_limit(table_options, None)
         self._tap: TapAha | None = None
         self._listed: tuple[Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
+        self._companions_listed: dict[str, tuple[Key | None, list[tuple[Key, dict[str, t.Any]]]]] = {}
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
 
     # Spark pickles what a DataSource holds: keep the options and the cap, not sockets, locks or threads.
@@ -138,8 +148,10 @@ class LakeflowConnect:
         return t.cast("StructType", schema)
 
     def read_table_metadata(self, table_name: str, table_options: Mapping[str, t.Any]) -> dict[str, t.Any]:
-        """Primary key and cursor as the stream declares them; ingestion type `cdc`."""
+        """Primary key and cursor as the stream declares them; `cdc`, or `snapshot` for a full companion."""
         stream = self._stream(_check_table(table_name))
+        if table_name in COMPANION_TABLES and not stream.replication_key:
+            return {"primary_keys": list(stream.primary_keys or ()), "ingestion_type": SNAPSHOT}
         return {
             "primary_keys": list(stream.primary_keys or ()),
             # Portal comments have no updated_at; created_at orders their (repeated, identical) rows.
@@ -157,8 +169,11 @@ class LakeflowConnect:
         whose records reach it, so an idea's records are never split between batches).
         """
         table = _check_table(table_name)
-        start = _parse_offset(start_offset)
         limit = self._batch_limit(table_options)
+        if table in COMPANION_TABLES:
+            records, next_offset = self._read_companion(table, start_offset, None, limit)
+            return iter(records), next_offset
+        start = _parse_offset(start_offset)
         records, end = self._read(table, start, None, limit)
         offset = dict(start_offset or {}) if end is None or end == start else _format_offset(end)
         return iter(records), offset
@@ -179,6 +194,8 @@ class LakeflowConnect:
         """Records after `start_offset` up to `end_offset`: a streaming batch replayed after a restart."""
         table = _check_table(table_name)
         self._batch_limit(table_options)  # the same option checks as read_table
+        if table in COMPANION_TABLES:
+            return self._read_companion(table, start_offset, end_offset, None)[0]
         end = _parse_offset(end_offset)
         if end is None:
             return []
@@ -242,12 +259,8 @@ class LakeflowConnect:
         share it come back whether Aha! treats the filter as inclusive or not. The stream itself walks the
         listing again while it shifts.
         """
-        since = None if start is None else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
-        start_date = self._settings.start_date
-        if start_date is not None and (since is None or since < start_date):
-            since = start_date
         stream = t.cast("IdeasStream", self._stream(PARENT_TABLE))
-        for page in stream.changed_idea_pages(since):
+        for page in stream.changed_idea_pages(self._since(start)):
             for record in page:
                 idea = stream.post_process(record, None)
                 if idea is None:
@@ -258,6 +271,86 @@ class LakeflowConnect:
                 if start is not None and key <= start:
                     continue
                 yield key, idea
+
+    def _since(self, start: Key | None) -> str | None:
+        """`updated_since` for a read after `start`: 1 ms before its cursor, never before start_date.
+
+        Records that share the start's cursor then come back whether Aha! treats the filter as inclusive.
+        """
+        since = None if start is None else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
+        start_date = self._settings.start_date
+        if start_date is not None and (since is None or since < start_date):
+            since = start_date
+        return since
+
+    # ------------------------------------------------------------------ companion tables
+
+    def _read_companion(
+        self,
+        table: str,
+        start_offset: Mapping[str, t.Any] | None,
+        end_offset: Mapping[str, t.Any] | None,
+        limit: int | None,
+    ) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+        """A companion table's records after `start_offset` (up to `end_offset`) and the next offset.
+
+        `cdc` tables: in (updated_at, id) order up to the cap, `limit` at a time. `snapshot` tables: every
+        record once per pass. An endpoint Aha! refuses gives no records, with the tap's warning.
+        """
+        stream = t.cast("AccountStream", self._stream(table))
+        columns = table_columns(stream)
+        try:
+            if stream.replication_key:
+                start = _parse_offset(start_offset)
+                end = None if end_offset is None else _parse_offset(end_offset)
+                window = self._companion_window(stream, start)
+                chosen = [(key, record) for key, record in window if end is None or key <= end][:limit]
+                if not chosen:
+                    return [], dict(start_offset or {})
+                return [columns.record(record) for _, record in chosen], _format_offset(chosen[-1][0])
+            finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: self._cap}
+            if start_offset and _snapshot_offset(start_offset) == finished:
+                return [], finished
+            return [columns.record(record) for record in self._snapshot(stream, None)], finished
+        except EndpointRefusedError as exc:
+            logger.warning("%s", exc)
+            return [], dict(start_offset or {})
+
+    def _companion_window(
+        self, stream: AccountStream, start: Key | None
+    ) -> list[tuple[Key, dict[str, t.Any]]]:
+        """Records with start < (updated_at, id) <= (cap, …), sorted; listed once for the later starts."""
+        listed_from, rows = self._companions_listed.get(stream.name, (None, []))
+        if stream.name not in self._companions_listed or (
+            listed_from is not None and (start is None or start < listed_from)
+        ):
+            rows = []
+            for page in stream.walk_pages(None, self._since(start)):
+                for record in page:
+                    processed = stream.post_process(record, None)
+                    if processed is not None and _key(processed)[0] <= self._cap:
+                        rows.append((_key(processed), processed))
+            rows.sort(key=itemgetter(0))
+            self._companions_listed[stream.name] = (start, rows)
+        return [(key, record) for key, record in rows if start is None or key > start]
+
+    def _snapshot(
+        self, stream: AccountStream, context: dict[str, t.Any] | None
+    ) -> Iterator[dict[str, t.Any]]:
+        """Every record of a full table; a child table's through every record of its parent."""
+        parent_type = stream.parent_stream_type
+        if parent_type is not None and context is None:
+            parent = t.cast("AccountStream", self._stream(vars(parent_type)["name"]))
+            for record in self._snapshot(parent, None):
+                child_context = parent.get_child_context(record, None)
+                if child_context:
+                    yield from self._snapshot(stream, dict(child_context))
+            return
+        for page in stream.walk_pages(context, None):
+            for record in page:
+                processed = stream.post_process(record, context)
+                if processed is not None:
+                    yield processed
 
     # ------------------------------------------------------------------ options and streams
 
@@ -354,6 +447,12 @@ def _parse_offset(offset: Mapping[str, t.Any] | None) -> Key | None:
         return normalize_timestamp(cursor), idea_id
     except ValueError:
         raise ValueError(f"The offset's cursor {cursor!r} is not an ISO-8601 timestamp.") from None
+
+
+def _snapshot_offset(offset: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    if not isinstance(offset, dict) or set(offset) != {SNAPSHOT} or not isinstance(offset[SNAPSHOT], str):
+        raise ValueError('A snapshot table\'s offset is {} or {"snapshot": <cap>} as read_table returns.')
+    return dict(offset)
 
 
 def _format_offset(key: Key) -> dict[str, t.Any]:

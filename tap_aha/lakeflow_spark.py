@@ -160,7 +160,7 @@ def _metadata_rows(connector: LakeflowConnect, options: Mapping[str, t.Any]) -> 
     configs = json.loads(options.get("tableconfigs") or "{}")
     for name in names or connector.list_tables():
         metadata = connector.read_table_metadata(name, configs.get(name, {}))
-        yield (name, metadata["primary_keys"], metadata["cursor_field"], metadata["ingestion_type"])
+        yield (name, metadata["primary_keys"], metadata.get("cursor_field"), metadata["ingestion_type"])
 
 
 def _refuse_delete_flow(options: Mapping[str, t.Any]) -> None:
