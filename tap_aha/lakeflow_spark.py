@@ -59,7 +59,7 @@ def _table(options: Mapping[str, t.Any]) -> str:
 
 
 class AhaDataSource(DataSource):
-    """Aha! ideas, proxy votes and comments; option `tableName` picks the table."""
+    """Aha! ideas, votes, comments and their companions; option `tableName` picks the table."""
 
     def __init__(self, options: Mapping[str, t.Any]) -> None:
         """Keep the options only: a connector is made where data is read."""

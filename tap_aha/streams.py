@@ -1,4 +1,4 @@
-"""The four streams: ideas, and per changed idea its proxy votes, internal comments and portal comments."""
+"""The idea streams: ideas, and per changed idea its proxy votes, internal comments and portal comments."""
 
 from __future__ import annotations
 
