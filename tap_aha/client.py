@@ -227,7 +227,8 @@ class AhaStream(RESTStream[int]):
         return (
             f"Aha! refused {where} (HTTP {status}): the account's plan or the key's role does not allow "
             f"it. Skipping {skipped}; the other streams go on. Deselect it to silence this warning "
-            f"(meltano.yml: select '!{self.name}.*'; or set 'selected': false in the catalog)."
+            f"(meltano.yml: select '!{self.name}.*'; a catalog: \"selected\": false; Lakeflow: leave the "
+            "table out of the pipeline)."
         )
 
     def post_process(self, row: dict[str, t.Any], context: Context | None = None) -> dict[str, t.Any] | None:

@@ -14,7 +14,7 @@ import typing as t
 from singer_sdk import StreamSchema
 
 from tap_aha.client import ChildStream, ListingStream
-from tap_aha.streams import SCHEMAS
+from tap_aha.streams import EPOCH, SCHEMAS
 from tap_aha.timestamps import format_timestamp, normalize_timestamp
 
 if t.TYPE_CHECKING:
@@ -105,11 +105,15 @@ class IdeaUsersStream(AccountStream):
         return max(values, default=None)
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """The users changed since the bookmark; then the bookmark moves to this run's start."""
+        """The users changed since the bookmark; then the bookmark moves to this run's start.
+
+        Never back: Aha!'s `Date` counts whole seconds, so two runs in one second could otherwise go back.
+        """
+        since = self.updated_since(context)
         yield from super().get_records(context)
         self.stream_state.update(
             replication_key=self.bookmark_key,
-            replication_key_value=self.get_replication_key_signpost(context),
+            replication_key_value=max(since or EPOCH, self.get_replication_key_signpost(context)),
         )
 
 
