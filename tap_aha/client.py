@@ -340,8 +340,16 @@ class ListingStream(AhaStream):
         self._signpost: str | None = None
 
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
-        """The run's start, lowered to Aha!'s own clock once its first answer arrives."""
-        return self._signpost or super().get_replication_key_signpost(context)
+        """A bookmark's cap: `server_start`; a full table keeps the run's start, which never changes.
+
+        (The SDK writes the signpost into the state at every sync: one that moved between a child's syncs
+        would add STATE messages depending on timing.)
+        """
+        return self.server_start() if self.replication_key else super().get_replication_key_signpost(context)
+
+    def server_start(self) -> str:
+        """The run's start, lowered to Aha!'s own clock once this listing's first answer arrived."""
+        return self._signpost or super().get_replication_key_signpost(None)
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Paging and the change window."""

@@ -113,7 +113,7 @@ class IdeaUsersStream(AccountStream):
         yield from super().get_records(context)
         self.stream_state.update(
             replication_key=self.bookmark_key,
-            replication_key_value=max(since or EPOCH, self.get_replication_key_signpost(context)),
+            replication_key_value=max(since or EPOCH, self.server_start()),
         )
 
 
