@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
 
 MAX_PAGE = 200  # Aha!'s largest page
 NAIVE_PAGE = 100  # the naive tap's page size
-KINDS = ("listing", "votes", "comments", "portal", "detail", "other")
+KINDS = ("listing", "votes", "comments", "portal", "detail", "deletes", "other")
 THREE_STREAMS = ("ideas", "idea_proxy_votes", "idea_comments")  # issue 5's workload
 
 
@@ -81,6 +81,8 @@ def _kind(path: str) -> tuple[str, str | None]:
     parts = path[len(API_PREFIX) :].strip("/").split("/")
     if parts == ["ideas"]:
         return "listing", None
+    if parts == ["audits"]:
+        return "deletes", None
     if len(parts) == 2 and parts[0] == "ideas":  # noqa: PLR2004 - /ideas/{id}
         return "detail", parts[1]
     if len(parts) == 3 and parts[0] == "ideas":  # noqa: PLR2004 - /ideas/{id}/{child}
@@ -96,7 +98,8 @@ def audit(fake: FakeAha, bookmark: str | None, streams: tuple[str, ...] = THREE_
     (one for an empty listing); per idea one comments request per page of its comments (comments_count is
     not known to count internal comments); per idea whose endorsements_count > 0 one votes request per page
     of its proxy votes (endorsements_count counts every vote); per idea one portal-comments request per page
-    of its non-spam portal comments; no detail requests (the list honours `fields`).
+    of its non-spam portal comments; no detail requests (the list honours `fields`); after a first run, the
+    audit log's destroys since the bookmark in pages of 200 (one for none; a first run reads no deletes).
     """
     since = None if bookmark is None else parse_ts(bookmark)
     ideas = [idea for idea in fake.ideas() if since is None or parse_ts(idea["updated_at"]) >= since]
@@ -119,10 +122,15 @@ def audit(fake: FakeAha, bookmark: str | None, streams: tuple[str, ...] = THREE_
     result = Audit(window=len(ideas), bookmark=bookmark, expected_records=dict(records))
     result.minimum = dict.fromkeys(KINDS, 0)
     result.minimum["listing"] = _pages(len(ideas))
+    if since is not None:
+        destroys = [
+            a for a in fake.audits() if a["audit_action"] == "destroy" and parse_ts(a["created_at"]) >= since
+        ]
+        result.minimum["deletes"] = _pages(len(destroys))
     for (kind, _), pages in expected.items():
         result.minimum[kind] += pages
     children = sum(name in streams for name in ("idea_proxy_votes", "idea_comments", "idea_portal_comments"))
-    result.naive = math.ceil(len(ideas) / NAIVE_PAGE) + children * len(ideas)
+    result.naive = math.ceil(len(ideas) / NAIVE_PAGE) + children * len(ideas) + result.minimum["deletes"]
     _count_actual(fake, result, expected)
     return result
 
@@ -150,7 +158,7 @@ def _count_actual(fake: FakeAha, result: Audit, expected: dict[tuple[str, str], 
         diff = per_idea[key] - expected.get(key, 0)
         result.excess[key[0]] += max(diff, 0)
         result.missing[key[0]] += max(-diff, 0)
-    for kind in ("listing", "detail", "other"):
+    for kind in ("listing", "detail", "deletes", "other"):
         diff = actual[kind] - result.minimum[kind]
         result.excess[kind] += max(diff, 0)
         result.missing[kind] += max(-diff, 0)

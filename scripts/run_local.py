@@ -2,8 +2,8 @@
 
 With TAP_AHA_API_KEY and TAP_AHA_SUBDOMAIN set (in the environment or in `.env`), the tap reads your Aha!
 account (Meltano environment `dev`, file `output/aha.duckdb`). Without them it reads the offline Aha!
-simulator: the tests' fake server (tests/fake_aha.py) seeded with 300 realistic ideas plus a few changes made
-just now, served from a thread of this process while the run lasts (environment `simulator`, file
+simulator: the tests' fake server (tests/fake_aha.py) seeded with 300 realistic ideas plus a few changes and
+deletes made just now, served from a thread of this process while the run lasts (environment `simulator`, file
 `output/aha_simulator.duckdb`, a state of its own). Either way Meltano keeps the state, so the next run loads
 only what changed. Runs with Meltano's own Python (the Makefile's `.venv/meltano`) and needs only the standard
 library and the `meltano` beside it; the tables are read with the loader's own duckdb.
@@ -50,8 +50,9 @@ TOP_BY_REVENUE = (
 SIMULATED_IDEAS = 300
 CREDENTIALS = ("TAP_AHA_API_KEY", "TAP_AHA_SUBDOMAIN")
 
-# Run by the loader's python: rows of each table, the latest _sdc_batched_at, and the rows batched after
-# a given moment (those this run inserted or updated: target-duckdb sets _sdc_batched_at on both).
+# Run by the loader's python: rows of each table, the latest _sdc_batched_at, the rows batched after a given
+# moment (those this run inserted or updated: target-duckdb sets _sdc_batched_at on both), and the ids (a run
+# that applied deletes removed some).
 COUNT_ROWS = """
 import json, sys
 import duckdb
@@ -63,12 +64,13 @@ for table, after in since.items():
     try:
         total, last = con.execute(f"select count(*), max(_sdc_batched_at) from {name}").fetchall()[0]
     except duckdb.CatalogException:
-        out[table] = [0, None, 0]
+        out[table] = [0, None, 0, []]
         continue
     query, args = (f"select count(*) from {name}", []) if after is None else (
         f"select count(*) from {name} where _sdc_batched_at > ?", [after])
     new = con.execute(query, args).fetchall()[0][0]
-    out[table] = [total, None if last is None else str(last), new]
+    ids = [row[0] for row in con.execute(f"select id from {name}").fetchall()]
+    out[table] = [total, None if last is None else str(last), new, ids]
 print(json.dumps(out))
 """
 
@@ -80,6 +82,7 @@ class Loaded:
     rows: int
     last_batch: str | None
     this_run: int
+    ids: list[str]
 
 
 @dataclass
@@ -93,7 +96,7 @@ class Target:
     def tables(self, since: dict[str, str | None] | None = None) -> dict[str, Loaded]:
         """Each table's rows, latest batch and rows batched after `since` (all rows without it)."""
         if not self.database.exists():
-            return {table: Loaded(0, None, 0) for table in TABLES}
+            return {table: Loaded(0, None, 0, []) for table in TABLES}
         after = json.dumps(since or dict.fromkeys(TABLES))
         proc = subprocess.run(  # noqa: S603 - our own interpreter and script
             [str(self.python), "-c", COUNT_ROWS, str(self.database), self.schema, after],
@@ -124,7 +127,7 @@ def main() -> int:
         say(f"Source: {source}")
         status = run_pipeline(environment, env)
     else:
-        with simulator() as (fake, changes):
+        with simulator(before) as (fake, changes):
             source = (
                 f"the offline Aha! simulator, {SIMULATED_IDEAS} fake ideas at {fake.url} "
                 "(TAP_AHA_API_KEY and TAP_AHA_SUBDOMAIN are not both set)"
@@ -138,7 +141,7 @@ def main() -> int:
     after = target.tables({table: loaded.last_batch for table, loaded in before.items()})
     print(flush=True)
     say(f"Done in {elapsed:.1f} s. Source: {source}.")
-    report(target, environment, after)
+    report(target, environment, after, before)
     return 0
 
 
@@ -214,14 +217,14 @@ def sys_dir(env: dict[str, str]) -> Path:
 
 
 @contextlib.contextmanager
-def simulator() -> Iterator[tuple[FakeAha, str]]:
+def simulator(loaded: dict[str, Loaded]) -> Iterator[tuple[FakeAha, str]]:
     """The fake Aha! server, seeded, with a few changes made now; stopped whatever happens."""
     sys.path.insert(0, str(ROOT))
     from tests.fake_aha import FakeAha  # noqa: PLC0415 - the tests' package, found from the repo root
 
     fake = FakeAha()
     fake.seed(SIMULATED_IDEAS)
-    changes = simulate_activity(fake, random.Random())  # noqa: S311 - fake data
+    changes = simulate_activity(fake, random.Random(), loaded)  # noqa: S311 - fake data
     fake.start()
     try:
         yield fake, changes
@@ -229,8 +232,11 @@ def simulator() -> Iterator[tuple[FakeAha, str]]:
         fake.stop()
 
 
-def simulate_activity(fake: FakeAha, rng: random.Random) -> str:
-    """What happened in Aha! since the last run, made now: status changes, votes, comments, a revenue."""
+def simulate_activity(fake: FakeAha, rng: random.Random, loaded: dict[str, Loaded]) -> str:
+    """What happened in Aha! since the last run, made now: status changes, votes, comments, revenue, deletes.
+
+    The simulator is seeded afresh on every run, so it deletes records the last run loaded (any, on a first).
+    """
     ideas = fake.ideas()
     statuses = sorted({idea["workflow_status"]["name"] for idea in ideas if idea.get("workflow_status")})
     moved = rng.sample(ideas, 3)
@@ -244,10 +250,23 @@ def simulate_activity(fake: FakeAha, rng: random.Random) -> str:
         fake.add_comment(idea["id"], id=str(fresh + 10 + n))
     customer = rng.choice(fake.companions.organizations())
     fake.companions.update_organization(customer["id"], revenue=f"{rng.randrange(10, 5_000) * 1000}.0")
+    untouched = [idea["id"] for idea in ideas if idea not in moved]  # a moved idea's children are re-sent
+
+    def pick(table: str, ids: list[str]) -> str:
+        present = set(loaded[table].ids)
+        return rng.choice([i for i in ids if i in present] or ids)
+
+    fake.delete_vote(pick("idea_proxy_votes", [v["id"] for i in untouched for v in fake.votes(i)]))
+    fake.delete_comment(pick("idea_comments", [c["id"] for i in untouched for c in fake.comments(i)]))
+    portal = [c["id"] for i in untouched for c in fake.portal_comments(i, include_spam=False)]
+    fake.delete_portal_comment(pick("idea_portal_comments", portal))
+    gone = fake.idea(pick("ideas", untouched))
+    fake.delete_idea(gone["id"])
     names = ", ".join(idea["reference_num"] for idea in moved)
     return (
         f"simulated since the last run: {names} changed status, 2 proxy votes and 2 comments added, "
-        f"{customer['name']}'s revenue changed"
+        f"{customer['name']}'s revenue changed; idea {gone['reference_num']}, a proxy vote, a comment and a "
+        "portal comment deleted"
     )
 
 
@@ -257,12 +276,17 @@ def simulator_env(env: dict[str, str], fake: FakeAha) -> dict[str, str]:
     return {**clean, "TAP_AHA_API_URL": fake.url, "TAP_AHA_API_KEY": fake.api_key}
 
 
-def report(target: Target, environment: str, tables: dict[str, Loaded]) -> None:
-    """Where the data is, what this run loaded, where the state is, and a query to run."""
+def report(target: Target, environment: str, tables: dict[str, Loaded], before: dict[str, Loaded]) -> None:
+    """Where the data is, what this run loaded and deleted, where the state is, and a query to run."""
     schema = target.schema
     say(f"Loaded into: {target.database}  (DuckDB, schema {schema}; Meltano environment '{environment}')")
+    deleted = {table: len(set(before[table].ids) - set(loaded.ids)) for table, loaded in tables.items()}
     for table, loaded in tables.items():
-        say(f"  {schema}.{table:<21} {loaded.rows:>6} rows, {loaded.this_run:>5} new or updated this run")
+        say(
+            f"  {schema}.{table:<21} {loaded.rows:>6} rows, {loaded.this_run:>5} new or updated this run, "
+            f"{deleted[table]:>3} deleted"
+        )
+    say(f"Deletes applied this run: {sum(deleted.values())} rows removed (records deleted in Aha!).")
     state_id = f"{environment}:tap-aha-to-target-duckdb"
     say(f"State: Meltano's system database, id {state_id} (meltano state get {state_id}).")
     sql = TOP_BY_REVENUE.format(schema=schema)

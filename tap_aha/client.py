@@ -120,14 +120,24 @@ class AhaStream(RESTStream[int]):
     # An endpoint the account's plan or the key's role may refuse (403, or 404 for a missing feature): the
     # stream is then skipped with one warning, and the run goes on without it.
     optional_endpoint: t.ClassVar[bool] = False
+    # Aha! classes whose destroy audits are deletes of this stream's records (tap_aha.deletes reads them);
+    # a stream with an `idea_id` column gets the audit's associated idea in its tombstones.
+    delete_audit_types: t.ClassVar[tuple[str, ...]] = ()
     backoff_base_seconds: t.ClassVar[float] = 2.0
     max_backoff_seconds: t.ClassVar[float] = 60.0
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Not refused until Aha! says so."""
+        """Not refused until Aha! says so; this run's SCHEMA message not sent yet."""
         super().__init__(*args, **kwargs)
         self.refused = False
+        self._schema_sent = False
+
+    def _write_schema_message(self) -> None:
+        """Send SCHEMA once per run (children sync per idea, tombstones go first): loaders flush on it."""
+        if not self._schema_sent:
+            super()._write_schema_message()
+            self._schema_sent = True
 
     @property
     def connection(self) -> AhaConnection:
@@ -241,11 +251,16 @@ class AhaStream(RESTStream[int]):
 
     def get_object(self, path: str, root: str, params: dict[str, t.Any] | None = None) -> t.Any:
         """One GET outside the stream's own listing (an idea's detail), through the same path."""
+        return payload_of(self.get_response(path, params, root))[root]
+
+    def get_response(
+        self, path: str, params: dict[str, t.Any] | None = None, root: str | None = None
+    ) -> requests.Response:
+        """One GET through the limiter and retries; `root` names an object root, else the stream's list."""
         prepared = self.build_prepared_request(
             method="GET", url=self.url_base + path, params=params or {}, headers=self.http_headers
         )
-        response = self.request_decorator(self._request, root=root)(prepared, None)
-        return payload_of(response)[root]
+        return self.request_decorator(self._request, root=root)(prepared, None)
 
     def request_decorator(self, func: RequestFunc, root: str | None = None) -> RequestFunc:
         """Throttle every attempt through the shared limiter; retry transient failures.
@@ -399,14 +414,8 @@ class ListingStream(AhaStream):
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""
         ours = super().get_replication_key_signpost(None)
         self._signpost = ours
-        try:
-            server_now = parsedate_to_datetime(response.headers["Date"])
-        except (KeyError, TypeError, ValueError):
-            return
-        # Date is truncated to the second, so Date - elapsed is at or before the moment we sent.
-        sent = server_now.timestamp() - response.elapsed.total_seconds()
-        theirs = format_timestamp(dt.datetime.fromtimestamp(sent, dt.UTC))
-        if theirs < ours:
+        theirs = sent_on_server_clock(response)
+        if theirs is not None and theirs < ours:
             self._signpost = theirs
             if self.replication_key:
                 self._write_replication_key_signpost(None, theirs)
@@ -415,22 +424,10 @@ class ListingStream(AhaStream):
 class ChildStream(AhaStream):
     """A stream synced once per parent record (an idea, a workspace), with one flat bookmark.
 
-    The SDK would keep one state partition per parent and re-send SCHEMA for each: state would grow with
-    every parent, and loaders flush or reset on each SCHEMA.
+    The SDK would keep one state partition per parent: state would grow with every parent.
     """
 
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Remember whether this run's SCHEMA message went out."""
-        super().__init__(*args, **kwargs)
-        self._schema_sent = False
-
-    def _write_schema_message(self) -> None:
-        """Send SCHEMA once per run, not once per parent."""
-        if not self._schema_sent:
-            super()._write_schema_message()
-            self._schema_sent = True
 
     @property
     def emit_activate_version_messages(self) -> bool:
@@ -454,6 +451,19 @@ def records_of(response: requests.Response, root: str) -> list[dict[str, t.Any]]
         if not isinstance(item["id"], str):
             item["id"] = str(item["id"])
     return items
+
+
+def sent_on_server_clock(response: requests.Response) -> str | None:
+    """When this request left, on Aha!'s clock (its Date header less the round trip); None without a Date.
+
+    Date is truncated to the second, so the value is at or before the moment the request was sent.
+    """
+    try:
+        server_now = parsedate_to_datetime(response.headers["Date"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    sent = server_now.timestamp() - response.elapsed.total_seconds()
+    return format_timestamp(dt.datetime.fromtimestamp(sent, dt.UTC))
 
 
 def _check_root(response: requests.Response, root: str, *, want_list: bool) -> None:

@@ -5,6 +5,8 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
 
 * offsets: `{"cursor": <updated_at>, "id": <idea id>}`, the last idea read in (updated_at, id) order, so a
   batch can stop anywhere (also between ideas that share one `updated_at`) and the next one resume exactly;
+* deletes (`read_table_deletes`): the keys of records deleted in Aha!, from its audit log, with offsets of
+  the same form (`tap_aha.lakeflow_deletes`);
 * a cap: the moment the connector was made. A read never returns an idea updated later, so a run ends even
   while ideas keep changing; what changed after the cap is read by the next run;
 * the tables' Spark schemas and records converted to them (`tap_aha.spark_schema`).
@@ -29,6 +31,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.companions import COMPANION_TYPES, AccountStream
 from tap_aha.errors import EndpointRefusedError, SettingsError
+from tap_aha.lakeflow_deletes import DeletePasses
 from tap_aha.settings import AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
 from tap_aha.streams import EPOCH
@@ -47,9 +50,11 @@ logger = logging.getLogger(__name__)
 
 PARENT_TABLE = "ideas"
 TABLES = STREAM_NAMES
-INGESTION_TYPE = "cdc"  # Aha! lists no deletions (only a 7-day recycle bin by name): not cdc_with_deletes.
+# Deletes come from Aha!'s audit log (tap_aha.deletes); without capture_deletes the tables are plain cdc.
+INGESTION_TYPE = "cdc_with_deletes"
 # Read over their own account-wide listings, not through the ideas' window: `cdc` on updated_at where the
-# records carry it, else `snapshot` (read whole once per pass; offset {"snapshot": <cap>}).
+# records carry it, else `snapshot` (read whole once per pass; offset {"snapshot": <cap>}). Their deletes
+# are not captured yet: plain `cdc`, and no delete flow.
 COMPANION_TABLES = frozenset(vars(stream_type)["name"] for stream_type in COMPANION_TYPES)
 SNAPSHOT = "snapshot"
 
@@ -107,6 +112,7 @@ class LakeflowConnect:
         self._tap: TapAha | None = None
         self._listed: tuple[Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
         self._companions_listed: dict[str, tuple[Key | None, list[tuple[Key, dict[str, t.Any]]]]] = {}
+        self._deletes = DeletePasses()
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
 
     # Spark pickles what a DataSource holds: keep the options and the cap, not sockets, locks or threads.
@@ -148,15 +154,22 @@ class LakeflowConnect:
         return t.cast("StructType", schema)
 
     def read_table_metadata(self, table_name: str, table_options: Mapping[str, t.Any]) -> dict[str, t.Any]:
-        """Primary key and cursor as the stream declares them; `cdc`, or `snapshot` for a full companion."""
+        """Primary key and cursor as the stream declares them; `cdc_with_deletes` unless deletes are off.
+
+        Companion tables: `cdc`, or `snapshot` where there is no cursor.
+        """
         stream = self._stream(_check_table(table_name))
-        if table_name in COMPANION_TABLES and not stream.replication_key:
+        companion = table_name in COMPANION_TABLES
+        if companion and not stream.replication_key:
             return {"primary_keys": list(stream.primary_keys or ()), "ingestion_type": SNAPSHOT}
         return {
             "primary_keys": list(stream.primary_keys or ()),
-            # Portal comments have no updated_at; created_at orders their (repeated, identical) rows.
-            "cursor_field": stream.replication_key or "created_at",
-            "ingestion_type": INGESTION_TYPE,
+            "cursor_field": _cursor_field(stream),
+            "ingestion_type": (
+                INGESTION_TYPE
+                if self._settings.capture_deletes and table_name not in COMPANION_TABLES
+                else "cdc"
+            ),
         }
 
     def read_table(
@@ -175,8 +188,23 @@ class LakeflowConnect:
             return iter(records), next_offset
         start = _parse_offset(start_offset)
         records, end = self._read(table, start, None, limit)
-        offset = dict(start_offset or {}) if end is None or end == start else _format_offset(end)
-        return iter(records), offset
+        return iter(records), _next_offset(start_offset, start, end)
+
+    def read_table_deletes(
+        self, table_name: str, start_offset: Mapping[str, t.Any] | None, table_options: Mapping[str, t.Any]
+    ) -> tuple[Iterator[dict[str, t.Any]], dict[str, t.Any]]:
+        """Records deleted after `start_offset`, oldest deletion first, and the offset to pass next.
+
+        A record is the key, `idea_id` and the cursor column set to the deletion time; offsets, caps and
+        batches behave as read_table's.
+        """
+        table = _check_table(table_name)
+        limit = self._batch_limit(table_options)
+        if table in COMPANION_TABLES:  # no delete flow (yet): nothing to read
+            return iter([]), dict(start_offset or {})
+        start = _parse_offset(start_offset)
+        records, end = self._read_deletes(table, start, None, limit)
+        return iter(records), _next_offset(start_offset, start, end)
 
     # ------------------------------------------------------------------ beyond the contract
 
@@ -190,16 +218,30 @@ class LakeflowConnect:
         start_offset: Mapping[str, t.Any] | None,
         end_offset: Mapping[str, t.Any],
         table_options: Mapping[str, t.Any],
+        *,
+        deletes: bool = False,
     ) -> list[dict[str, t.Any]]:
-        """Records after `start_offset` up to `end_offset`: a streaming batch replayed after a restart."""
+        """Records after `start_offset` up to `end_offset`: a streaming batch replayed after a restart.
+
+        With `deletes`, the delete flow's batch: the deleted keys, as read_table_deletes returns them.
+        """
         table = _check_table(table_name)
         self._batch_limit(table_options)  # the same option checks as read_table
         if table in COMPANION_TABLES:
-            return self._read_companion(table, start_offset, end_offset, None)[0]
+            return [] if deletes else self._read_companion(table, start_offset, end_offset, None)[0]
         end = _parse_offset(end_offset)
         if end is None:
             return []
-        return self._read(table, _parse_offset(start_offset), end, None)[0]
+        read = self._read_deletes if deletes else self._read
+        return read(table, _parse_offset(start_offset), end, None)[0]
+
+    def _read_deletes(
+        self, table: str, start: Key | None, end: Key | None, limit: int | None
+    ) -> tuple[list[dict[str, t.Any]], Key | None]:
+        if not self._settings.capture_deletes:
+            return [], None
+        stream = self._stream(table)
+        return self._deletes.read(self.tap, stream, _cursor_field(stream), (start, end), limit)
 
     # ------------------------------------------------------------------ reading
 
@@ -457,6 +499,18 @@ def _snapshot_offset(offset: Mapping[str, t.Any]) -> dict[str, t.Any]:
 
 def _format_offset(key: Key) -> dict[str, t.Any]:
     return {"cursor": key[0], "id": key[1]}
+
+
+def _next_offset(
+    start_offset: Mapping[str, t.Any] | None, start: Key | None, end: Key | None
+) -> dict[str, t.Any]:
+    """The offset to pass next: the incoming one unchanged when nothing new was read."""
+    return dict(start_offset or {}) if end is None or end == start else _format_offset(end)
+
+
+def _cursor_field(stream: AhaStream) -> str:
+    """Portal comments have no updated_at; created_at orders their (repeated, identical) rows."""
+    return stream.replication_key or "created_at"
 
 
 __all__ = ["CONNECTION_OPTIONS", "TABLES", "TABLE_OPTIONS", "LakeflowConnect"]

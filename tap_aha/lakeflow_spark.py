@@ -4,10 +4,11 @@
     register_lakeflow_source(spark)
     spark.readStream.format("aha").option("tableName", "ideas").option("api_key", ...).load()
 
-Offsets of the streaming reader are the connector's offsets, so a checkpoint resumes exactly where the last
-run stopped. Needs the `lakeflow` extra (`pip install 'tap-aha[lakeflow]'`); Databricks provides Spark.
-Spark pickles the data source and its readers to Python workers: they hold options only and make a
-connector where they read.
+With option `isDeleteFlow` "true" (the framework's delete flow) both read the deleted keys instead
+(`read_table_deletes`). Offsets of the streaming reader are the connector's offsets, so a checkpoint resumes
+exactly where the last run stopped. Needs the `lakeflow` extra (`pip install 'tap-aha[lakeflow]'`);
+Databricks provides Spark. Spark pickles the data source and its readers to Python workers: they hold
+options only and make a connector where they read.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ METADATA_SCHEMA = StructType(
     ]
 )
 Row = tuple[t.Any, ...]
+Read = t.Callable[
+    [str, "Mapping[str, t.Any] | None", "Mapping[str, t.Any]"],
+    tuple["Iterator[dict[str, t.Any]]", dict[str, t.Any]],
+]
 
 
 def _options(options: Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -109,11 +114,11 @@ class AhaBatchReader(DataSourceReader):
         if table == METADATA_TABLE:
             yield from _metadata_rows(connector, self.options)
             return
-        _refuse_delete_flow(self.options)
+        read = _flow(connector, self.options)
         columns = connector.columns(table)
         offset: dict[str, t.Any] = {}
         while True:
-            records, end = connector.read_table(table, offset, self.options)
+            records, end = read(table, offset, self.options)
             for record in records:
                 yield columns.spark_row(record)
             if end == offset:
@@ -140,9 +145,8 @@ class AhaStreamReader(SimpleDataSourceStreamReader, _AvailableNow):
     def read(self, start: dict[str, t.Any]) -> tuple[Iterator[Row], dict[str, t.Any]]:
         """Rows after `start` up to the connector's cap, and the offset to start the next batch from."""
         table = _table(self.options)
-        _refuse_delete_flow(self.options)
         connector = self._pinned or LakeflowConnect(self.options)
-        records, end = connector.read_table(table, start, self.options)
+        records, end = _flow(connector, self.options)(table, start, self.options)
         columns = connector.columns(table)
         return iter([columns.spark_row(record) for record in records]), end
 
@@ -151,7 +155,8 @@ class AhaStreamReader(SimpleDataSourceStreamReader, _AvailableNow):
         table = _table(self.options)
         connector = LakeflowConnect(self.options)
         columns = connector.columns(table)
-        records = connector.read_table_between(table, start, end, self.options)
+        deletes = _is_delete_flow(self.options)
+        records = connector.read_table_between(table, start, end, self.options, deletes=deletes)
         return iter([columns.spark_row(record) for record in records])
 
 
@@ -163,9 +168,13 @@ def _metadata_rows(connector: LakeflowConnect, options: Mapping[str, t.Any]) -> 
         yield (name, metadata["primary_keys"], metadata.get("cursor_field"), metadata["ingestion_type"])
 
 
-def _refuse_delete_flow(options: Mapping[str, t.Any]) -> None:
-    if str(options.get("isdeleteflow", "")).lower() == "true":
-        raise ValueError("The Aha! tables are 'cdc' without deletes: there is no delete flow to read.")
+def _is_delete_flow(options: Mapping[str, t.Any]) -> bool:
+    """The framework's delete flow of a `cdc_with_deletes` table (option isDeleteFlow) reads deleted keys."""
+    return str(options.get("isdeleteflow", "")).strip().lower() == "true"
+
+
+def _flow(connector: LakeflowConnect, options: Mapping[str, t.Any]) -> Read:
+    return connector.read_table_deletes if _is_delete_flow(options) else connector.read_table
 
 
 def register_lakeflow_source(spark: SparkSession) -> None:

@@ -38,6 +38,7 @@ class AhaSettings:
     max_retries: int = 5
     parallel_requests: int = 8
     include_spam_portal_comments: bool = False
+    capture_deletes: bool = True
     user_agent: str = f"tap-aha/{__version__}"
 
     def __repr__(self) -> str:
@@ -80,6 +81,7 @@ class AhaSettings:
                 config, "parallel_requests", cls.parallel_requests, minimum=1, maximum=16
             ),
             include_spam_portal_comments=_boolean(config, "include_spam_portal_comments"),
+            capture_deletes=_boolean(config, "capture_deletes", default=cls.capture_deletes),
             user_agent=_text(config, "user_agent") or cls.user_agent,
         )
 
@@ -93,11 +95,13 @@ def _text(config: t.Mapping[str, t.Any], name: str) -> str | None:
     return value.strip() or None
 
 
-def _boolean(config: t.Mapping[str, t.Any], name: str) -> bool:
+def _boolean(config: t.Mapping[str, t.Any], name: str, *, default: bool = False) -> bool:
     value = config.get(name)
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in {"true", "false", ""}:
+    if isinstance(value, bool):
+        return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
         return value.strip().lower() == "true"
     raise SettingsError(f"Setting '{name}' must be true or false.")
 

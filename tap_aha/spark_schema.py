@@ -12,6 +12,7 @@ import json
 import typing as t
 from dataclasses import dataclass
 
+from tap_aha.deletes import DELETED_AT
 from tap_aha.timestamps import parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -128,9 +129,13 @@ _COLUMNS: dict[str, Column] = {}
 
 
 def table_columns(stream: AhaStream) -> Column:
-    """A stream's columns, compiled once from its own JSON schema (the one its SCHEMA message carries)."""
+    """A stream's columns, compiled once from its own JSON schema (the one its SCHEMA message carries).
+
+    Singer's delete marker `_sdc_deleted_at` is left out: Lakeflow reads deletes through its delete flow.
+    """
     if stream.name not in _COLUMNS:
-        _COLUMNS[stream.name] = compile_schema(stream.schema)
+        properties = {name: node for name, node in stream.schema["properties"].items() if name != DELETED_AT}
+        _COLUMNS[stream.name] = compile_schema({**stream.schema, "properties": properties})
     return _COLUMNS[stream.name]
 
 

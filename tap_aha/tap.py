@@ -14,6 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.client import AhaConnection
 from tap_aha.companions import COMPANION_TYPES
+from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
 from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
@@ -81,6 +82,9 @@ class TapAha(Tap):
                     "the rate limits still apply to all of them."),
         th.Property("include_spam_portal_comments", th.BooleanType, default=False,
                     description="Also read portal comments Aha! marked as spam."),
+        th.Property("capture_deletes", th.BooleanType, default=AhaSettings.capture_deletes,
+                    description="Send a tombstone (_sdc_deleted_at) for each record deleted in Aha!, "
+                    "read from its audit log."),
         th.Property("user_agent", th.StringType, default=AhaSettings.user_agent,
                     description="User-Agent header sent to Aha!."),
     ).to_dict()  # fmt: skip
@@ -110,6 +114,11 @@ class TapAha(Tap):
         """Settings, HTTP session and rate limiter shared by every stream of this run."""
         return AhaConnection(self.settings)
 
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, which has no hook before the streams
+        """Tombstones first, then the streams: a record restored after its delete arrives after it."""
+        capture_deletes(self)
+        super().sync_all()
+
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Our checks first: they name the setting and never echo a value (the key included)."""
         if raise_errors:
@@ -134,7 +143,7 @@ class TapAha(Tap):
         with user_errors(cls.logger):
             tap = cls(
                 config=config.config if config else None,
-                state=None if state is None else read_state(state, STREAM_NAMES),
+                state=None if state is None else read_state(state, (*STREAM_NAMES, DELETES_BOOKMARK)),
                 catalog=None if catalog is None else read_catalog(catalog, REPLICATION_KEYS),
                 parse_env_config=config.parse_env if config else False,
                 validate_config=True,

@@ -91,6 +91,15 @@ COMPACT_KEYS = (
 )
 _STATUS_KEYS = ("id", "name", "position", "complete", "color")
 _DESCRIPTION_KEYS = ("id", "body", "created_at", "updated_at", "attachments")
+# Audited types as Aha! answers them (paths) and as its query examples spell them (class names).
+_AUDIT_CLASSES = {
+    "ideas/idea": "Ideas::Idea",
+    "ideas/idea_endorsement": "Ideas::IdeaEndorsement",
+    "ideas/idea_comment": "Ideas::IdeaComment",
+    "comment": "Comment",
+    "feature": "Feature",
+}
+_AUDIT_PATHS = {name: path for path, name in _AUDIT_CLASSES.items()}
 _TRUE_VALUES = frozenset({"true", "1", "t", "yes", "on"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -453,6 +462,14 @@ class FakeAha:
         self._detail_serves: dict[str, int] = {}
         self._ref_counters: dict[str, int] = {}
         self._feature_counter = 0
+        # the audit log (GET /audits): destroy audits of ideas and their children, an update per restore
+        self._audits: list[JSON] = []
+        self._audit_seq = 9_000_000_000_000_000_000
+        self._recycle_bin: dict[str, tuple[JSON, list[JSON], list[JSON], list[JSON], bool]] = {}
+        self.audits_refused: int | None = None  # 403 or 404: GET /audits is refused with that status
+        self.audit_child_destroys = True  # whether deleting an idea also audits its children's destroys
+        self.audit_order = "id"  # "id" (ascending) or "newest" (newest first: after_id walks fall short)
+        self.audit_type_spelling = "path"  # "path" (ideas/idea) or "class" (Ideas::Idea) in answers
         self._build_catalogue()
         from tests.fake_companions import Companions  # noqa: PLC0415 - it imports this module's helpers
 
@@ -1161,9 +1178,26 @@ class FakeAha:
             return cast(JSON, _copy(idea))
 
     def delete_idea(self, idea_id: str) -> None:
-        """Remove an idea and its children; they 404 from now on."""
+        """Remove an idea and its children to the recycle bin; they 404 from now on. Audited as destroys
+        (the children too while ``audit_child_destroys``)."""
         with self._lock:
             iid = self._must(idea_id)
+            self._recycle_bin[iid] = (
+                self._ideas[iid],
+                self._votes[iid],
+                self._comments[iid],
+                self._portal[iid],
+                self._cc_portal[iid],
+            )
+            self.record_audit("destroy", "ideas/idea", iid)
+            if self.audit_child_destroys:
+                for kind, records in (
+                    ("ideas/idea_endorsement", self._votes[iid]),
+                    ("comment", self._comments[iid]),
+                    ("ideas/idea_comment", self._portal[iid]),
+                ):
+                    for record in records:
+                        self.record_audit("destroy", kind, record["id"], idea_id=iid)
             idea = self._ideas.pop(iid)
             self._refs.pop(str(idea.get("reference_num")), None)
             self._votes.pop(iid, None)
@@ -1209,6 +1243,114 @@ class FakeAha:
             self._portal[iid].append(pc)
             self._bump(iid, now)
             return cast(JSON, _copy(pc))
+
+    # ------------------------------------------------------------------ deletes, restores and the audit log
+
+    def record_audit(
+        self, action: str, auditable_type: str, auditable_id: str, *, idea_id: str | None = None
+    ) -> JSON:
+        """Write an audit now, as Aha! does for every change (``auditable_type`` as a path, e.g. ``comment``);
+        ``idea_id`` makes the idea its associated record. Returns a copy."""
+        with self._lock:
+            self._audit_seq += self._rng.randint(1, 99)
+            now = self._now()
+            audit: JSON = {
+                "id": str(self._audit_seq),
+                "audit_action": action,
+                "created_at": fmt_ts(now),
+                "interesting": action == "destroy",
+                "user": dict(self._users[0]),
+                "contributors": [],
+                "auditable_type": auditable_type,
+                "auditable_id": int(auditable_id),  # a number, as in Aha!'s documented example
+                "associated_type": None if idea_id is None else "ideas/idea",
+                "associated_id": None if idea_id is None else int(idea_id),
+                "description": f"{auditable_type} {auditable_id} {action}ed",
+                "auditable_url": f"{HOST}/{auditable_type}s/{auditable_id}",
+                "changes": [{"field_name": "Id", "value": str(auditable_id)}],
+            }
+            self._audits.append(audit)
+            return cast(JSON, _copy(audit))
+
+    def _delete_child(self, store: dict[str, list[JSON]], kind: str, record_id: str) -> JSON:
+        """Remove one vote or comment (its idea's updated_at is left alone) and audit the destroy."""
+        with self._lock:
+            for iid, records in store.items():
+                for record in records:
+                    if record["id"] == record_id:
+                        records.remove(record)
+                        self._recount(iid)
+                        self._compact_json.pop(iid, None)
+                        self.record_audit("destroy", kind, record_id, idea_id=iid)
+                        return cast(JSON, _copy(record))
+        raise KeyError(f"no {kind} {record_id!r}")
+
+    def delete_vote(self, vote_id: str) -> JSON:
+        """Delete a vote (proxy or not); returns it."""
+        return self._delete_child(self._votes, "ideas/idea_endorsement", vote_id)
+
+    def delete_comment(self, comment_id: str) -> JSON:
+        """Delete an internal comment; returns it."""
+        return self._delete_child(self._comments, "comment", comment_id)
+
+    def delete_portal_comment(self, comment_id: str) -> JSON:
+        """Delete a portal comment; returns it."""
+        return self._delete_child(self._portal, "ideas/idea_comment", comment_id)
+
+    def restore_idea(self, idea_id: str) -> JSON:
+        """Bring a deleted idea and its children back from the recycle bin: an update (updated_at bumped,
+        audited as an update). Returns a copy of the idea."""
+        with self._lock:
+            idea, votes, comments, portal, cc_portal = self._recycle_bin.pop(idea_id)
+            iid = self._register(idea, comments_count_includes_portal=cc_portal)
+            self._votes[iid], self._comments[iid], self._portal[iid] = votes, comments, portal
+            self._bump(iid, self._now())
+            self.record_audit("update", "ideas/idea", iid)
+            return cast(JSON, _copy(idea))
+
+    def audits(self) -> list[JSON]:
+        """Copies of every audit written, oldest first."""
+        with self._lock:
+            return cast(list[JSON], _copy(self._audits))
+
+    def _list_audits(self, query: dict[str, str]) -> _Response:
+        """``GET /audits``: filters, ``after_id``, pages, the 12-month window, both type spellings."""
+        if self.audits_refused is not None:
+            return _Response(self.audits_refused, _error("Forbidden"))
+        page, per_page = self._paging(query)
+        since, before = self._since(query, "created_since"), self._since(query, "created_before")
+        oldest = _micros(self._now() - timedelta(days=365))
+        action = query.get("audit_action") or None
+        kind = _AUDIT_PATHS.get(query.get("auditable_type") or "", query.get("auditable_type") or None)
+        after = query.get("after_id") or None
+        if after is not None and not after.isdigit():
+            raise _BadRequest(f"Invalid after_id: {after!r}")
+        with self._lock:
+            found = []
+            for audit in self._audits:
+                created = _micros(parse_ts(audit["created_at"]))
+                if (
+                    created < oldest
+                    or (since is not None and created < since)
+                    or (before is not None and created >= before)
+                    or (action is not None and audit["audit_action"] != action)
+                    or (kind is not None and audit["auditable_type"] != kind)
+                    or (after is not None and int(audit["id"]) <= int(after))
+                ):
+                    continue
+                found.append(audit)
+            found.sort(key=lambda a: int(a["id"]), reverse=self.audit_order == "newest")
+            if self.audit_type_spelling == "class":
+                found = [
+                    {
+                        **a,
+                        "auditable_type": _AUDIT_CLASSES[a["auditable_type"]],
+                        "associated_type": "Ideas::Idea",
+                    }
+                    for a in found
+                ]
+            chunk = found[(page - 1) * per_page : page * per_page]
+            return self._envelope("audits", [_dumps(a) for a in chunk], len(found), page, per_page)
 
     def idea_ids(self) -> list[str]:
         """Ids of live ideas in creation order."""
@@ -1365,6 +1507,8 @@ class FakeAha:
             resp = self._json({"user": self._me})
         elif parts == ["ideas"]:
             resp = self._list_ideas(query, None)
+        elif parts == ["audits"]:
+            resp = self._list_audits(query)
         elif parts == ["ideas", "endorsements"]:
             resp = self._account_votes(query)
         elif len(parts) == 3 and parts[0] == "products" and parts[2] == "ideas":

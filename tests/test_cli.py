@@ -202,7 +202,9 @@ def test_a_killed_run_loses_nothing(fake: FakeAha, tmp_path: Path) -> None:
 
     resumed = run_cli([], tmp_path, config=config, state=killed.state if killed.states else first.state)
     assert resumed.returncode == 0
-    assert fake.requests[0].query["updated_since"] == first.bookmark()
+    assert (
+        next(r for r in fake.requests if r.path == "/api/v1/ideas").query["updated_since"] == first.bookmark()
+    )
     assert set(changed) <= resumed.ids("ideas")
     new_comments = {c["id"] for i in changed for c in fake.comments(i)}
     assert new_comments <= resumed.ids("idea_comments")
@@ -248,4 +250,6 @@ def test_run_with_state_file_as_meltano_writes_it(fake: FakeAha, tmp_path: Path)
     fake.clear_requests()
     second = run_cli([], tmp_path, config=config, state=wrapped)
     assert second.returncode == 0
-    assert fake.requests[0].query["updated_since"] == first.bookmark()
+    assert (
+        next(r for r in fake.requests if r.path == "/api/v1/ideas").query["updated_since"] == first.bookmark()
+    )

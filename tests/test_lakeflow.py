@@ -43,6 +43,11 @@ CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
 IDEA_TABLES = ("ideas", *CHILDREN)
 SNAPSHOTS = ("idea_users", "idea_portals", "products", "idea_categories")  # no cursor: read whole per pass
 CDC_TABLES = tuple(table for table in TABLES if table not in SNAPSHOTS)
+# Deletes are captured for the idea tables (tap_aha.deletes); not yet for the companions.
+INGESTION = {
+    table: "snapshot" if table in SNAPSHOTS else "cdc_with_deletes" if table in IDEA_TABLES else "cdc"
+    for table in TABLES
+}
 # Portal comments have no updated_at: created_at sequences their repeated rows.
 CURSORS: dict[str, str | None] = {
     table: None if table in SNAPSHOTS else "created_at" if table == "idea_portal_comments" else "updated_at"
@@ -211,7 +216,11 @@ def test_metadata_is_deterministic_and_names_schema_columns(seeded: FakeAha, tab
     if table in SNAPSHOTS:
         assert metadata == {"primary_keys": ["id"], "ingestion_type": "snapshot"}
     else:
-        assert metadata == {"primary_keys": ["id"], "cursor_field": CURSORS[table], "ingestion_type": "cdc"}
+        assert metadata == {
+            "primary_keys": ["id"],
+            "cursor_field": CURSORS[table],
+            "ingestion_type": INGESTION[table],
+        }
     assert metadata["ingestion_type"] in {"snapshot", "cdc", "cdc_with_deletes", "append"}
     columns = connector.get_table_schema(table, {}).fieldNames()
     assert set(metadata["primary_keys"]) <= set(columns)
@@ -566,6 +575,7 @@ SAMPLES = {
     "max_retries": "2",
     "parallel_requests": "2",
     "include_spam_portal_comments": "true",
+    "capture_deletes": "false",
     "user_agent": "lakeflow-test/1.0",
 }
 
@@ -593,6 +603,7 @@ def test_no_declared_option_is_ignored(fake: FakeAha) -> None:
     )
     assert settings.parallel_requests == 2
     assert settings.include_spam_portal_comments is True
+    assert settings.capture_deletes is False
     tap_config = connector.tap.config
     for name in declared:
         # max_ideas: the connector applies it, in offset order; subdomain: folded into api_url above.

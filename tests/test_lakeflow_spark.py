@@ -29,7 +29,7 @@ from tap_aha.lakeflow_spark import (
     register_lakeflow_source,
 )
 from tests.fake_aha import FakeAha
-from tests.test_lakeflow import CURSORS, IDEA_TABLES, SNAPSHOTS, options_for
+from tests.test_lakeflow import CURSORS, IDEA_TABLES, INGESTION, options_for
 
 try:
     from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow  # noqa: F401
@@ -173,7 +173,7 @@ def test_metadata_table(spark: SparkSession, fake: FakeAha) -> None:
     for table in TABLES:
         assert rows[table]["primary_keys"] == ["id"]
         assert rows[table]["cursor_field"] == CURSORS[table]
-        assert rows[table]["ingestion_type"] == ("snapshot" if table in SNAPSHOTS else "cdc")
+        assert rows[table]["ingestion_type"] == INGESTION[table]
     assert fake.count() == 0
 
 
@@ -265,3 +265,30 @@ def test_stream_reader_replays_a_batch_and_pickles(fake: FakeAha) -> None:
     assert list(copy.read(start)[0]) == batch
     source = pickle.loads(pickle.dumps(AhaDataSource(options)))  # noqa: S301
     assert source.schema() == LakeflowConnect(options).get_table_schema("idea_comments", {})
+
+
+@pytest.mark.parametrize("table", ["ideas", "idea_proxy_votes"])
+def test_delete_flow_reads_the_deleted_keys_as_rows(spark: SparkSession, fake: FakeAha, table: str) -> None:
+    fake.seed(30)
+    voted = [i for i in fake.idea_ids() if fake.votes(i)]
+    vote = fake.delete_vote(fake.votes(voted[0])[0]["id"])
+    idea = next(i for i in fake.idea_ids() if i not in voted)
+    fake.delete_idea(idea)
+    settle()
+    options = {**options_for(fake), "isDeleteFlow": "true"}
+    frame = spark.read.format("aha").option("tableName", table).options(**options).load()
+    rows = frame.collect()
+    deleted = {"ideas": {idea}, "idea_proxy_votes": {vote["id"]}}[table]
+    assert deleted <= {row["id"] for row in rows}
+    audits = {str(a["auditable_id"]): a["created_at"] for a in fake.audits()}
+    for row in rows:
+        assert row[CURSORS[table]].isoformat(timespec="milliseconds") + "Z" == audits[row["id"]]
+    if table == "idea_proxy_votes":
+        assert {row["idea_id"] for row in rows if row["id"] == vote["id"]} == {vote["idea_id"]}
+    assert frame.schema == LakeflowConnect(options_for(fake)).get_table_schema(table, {})
+
+    reader = AhaStreamReader(options | {"tableName": table})
+    streamed, end = reader.read({})
+    batch = list(streamed)
+    assert {row[0] for row in batch} == {row["id"] for row in rows}
+    assert list(reader.readBetweenOffsets({}, end)) == batch

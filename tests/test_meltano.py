@@ -138,6 +138,7 @@ def test_duckdb_loader_is_pinned_to_a_duckdb_that_loads_every_row(project: dict[
     assert config["filepath"].endswith("/aha.duckdb")
     assert config["default_target_schema"]
     assert config["primary_key_required"] is True
+    assert config["hard_delete"] is True  # the tap's tombstones delete rows
 
 
 def test_databricks_loader_is_declared_as_a_custom_upserting_target(project: dict[str, t.Any]) -> None:
@@ -292,6 +293,19 @@ def test_meltano_run_loads_everything_then_only_the_changes(
         portal_comment = fake.add_portal_comment(ids[30])
         added = fake.add_idea(name="A brand-new idea")
         customer = fake.companions.update_organization(next(iter(organizations)), revenue="123456.5")
+        # Deletes: a vote, a comment and a portal comment of ideas left alone, and an idea with its children.
+        alone = [i for i in ids[40:] if fake.votes(i) or fake.comments(i) or fake.portal_comments(i)]
+        gone_vote = fake.delete_vote(next(v["id"] for i in alone for v in fake.votes(i)))
+        gone_comment = fake.delete_comment(next(c["id"] for i in alone for c in fake.comments(i)))
+        portal_of = [c for i in alone for c in fake.portal_comments(i, include_spam=False)]
+        gone_portal = fake.delete_portal_comment(portal_of[0]["id"])
+        gone_idea = next(i for i in alone if fake.votes(i) and i not in {gone_vote["idea_id"]})
+        gone_children = {
+            "idea_proxy_votes": {v["id"] for v in fake.votes(gone_idea)},
+            "idea_comments": {c["id"] for c in fake.comments(gone_idea)},
+            "idea_portal_comments": {c["id"] for c in fake.portal_comments(gone_idea)},
+        }
+        fake.delete_idea(gone_idea)
         fake.clear_requests()
 
         meltano("run", *PLUGINS, env=env)
@@ -307,8 +321,30 @@ def test_meltano_run_loads_everything_then_only_the_changes(
     assert len(changed) < len(ids) // 4
     assert {idea_of_request(r.path) for r in requests if idea_of_request(r.path)} <= changed
 
+    # Deletes applied: the deleted idea, vote and comments are gone, and so are the deleted idea's children.
+    assert gone_idea not in {r["id"] for r in second["ideas"]}
+    assert gone_vote["id"] not in {r["id"] for r in second["idea_proxy_votes"]}
+    assert gone_comment["id"] not in {r["id"] for r in second["idea_comments"]}
+    assert gone_portal["id"] not in {r["id"] for r in second["idea_portal_comments"]}
+    for table, children in gone_children.items():
+        assert not children & {r["id"] for r in second[table]}, table
+    assert all(r["_sdc_deleted_at"] is None for rows in second.values() for r in rows)
+    votes = {
+        v: i for v, i in votes.items() if v != gone_vote["id"] and v not in gone_children["idea_proxy_votes"]
+    }
+    comments = {
+        c: i
+        for c, i in comments.items()
+        if c != gone_comment["id"] and c not in gone_children["idea_comments"]
+    }
+    portal = {
+        c: i
+        for c, i in portal.items()
+        if c != gone_portal["id"] and c not in gone_children["idea_portal_comments"]
+    }
+
     # Upserts: one row per idea, the renamed one with its new values; the new idea and children added.
-    assert len(second["ideas"]) == len({r["id"] for r in second["ideas"]}) == len(ids) + 1
+    assert len(second["ideas"]) == len({r["id"] for r in second["ideas"]}) == len(ids)
     rows = [r for r in second["ideas"] if r["id"] == ids[3]]
     assert len(rows) == 1
     assert rows[0]["name"] == renamed["name"]
@@ -370,6 +406,10 @@ def counts(output: str) -> dict[str, tuple[int, int]]:
     return {table: (int(rows), int(new)) for table, rows, new in found}
 
 
+def deleted(output: str) -> dict[str, int]:
+    return {table: int(n) for table, n in re.findall(r"tap_aha\.(\w+)\s+\d+ rows,.* (\d+) deleted", output)}
+
+
 def run_query_line(output: str) -> str:
     """Run the query the script printed for the user, as they would paste it (from the repository)."""
     line = output.rstrip().splitlines()[-1].strip()
@@ -385,9 +425,10 @@ def test_make_run_uses_the_simulator_without_credentials(meltano: Meltano, run_e
     assert "Source: the offline Aha! simulator, 300 fake ideas" in first
     assert f"Loaded into: {database}" in first
     assert "Meltano environment 'simulator'" in first
-    assert counts(first)["ideas"] == (300, 300)
+    assert counts(first)["ideas"] == (299, 299)  # one of the 300 deleted before the first run
     assert set(counts(first)) == set(STREAM_NAMES)
     assert all(rows == new > 0 for rows, new in counts(first).values())
+    assert "Deletes applied this run: 0 rows removed" in first
     answer = run_query_line(first)
     assert "reference_num" in answer
     assert "revenue" in answer
@@ -395,11 +436,15 @@ def test_make_run_uses_the_simulator_without_credentials(meltano: Meltano, run_e
 
     second = run_local(meltano, run_env)
     ideas, changed = counts(second)["ideas"]
-    assert ideas == 300
+    gone = deleted(second)
+    assert gone["ideas"] == 1  # the simulator deleted an idea the first run loaded, and so did DuckDB
+    assert all(gone[table] >= 1 for table in ("ideas", *CHILDREN))
+    assert f"Deletes applied this run: {sum(gone.values())} rows removed" in second
+    assert ideas >= 298
     assert 1 <= changed <= 10  # the simulator's handful of changes (and ideas tied with the bookmark)
-    assert counts(second)["idea_proxy_votes"][0] == counts(first)["idea_proxy_votes"][0] + 2
-    assert counts(second)["idea_comments"][0] == counts(first)["idea_comments"][0] + 2
-    assert counts(second)["idea_votes"][0] == counts(first)["idea_votes"][0] + 2
+    for table in ("idea_proxy_votes", "idea_comments"):
+        assert counts(second)[table][0] >= counts(first)[table][0] + 2 - gone[table], table
+    assert counts(second)["idea_votes"][0] >= counts(first)["idea_votes"][0] + 2  # deletes not captured here
     organizations, changed_organizations = counts(second)["idea_organizations"]
     assert organizations == counts(first)["idea_organizations"][0]
     assert 1 <= changed_organizations <= 2  # the changed one (and the one at the bookmark: inclusive filter)
