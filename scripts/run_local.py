@@ -33,7 +33,20 @@ if t.TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 MELTANO = str(Path(sys.executable).with_name("meltano"))
 PLUGINS = ("tap-aha", "target-duckdb")
-TABLES = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
+TABLES = (
+    "ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments",
+    "idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories",
+)  # fmt: skip
+# The ideas whose voting customer organizations bring the most revenue (each organization once per idea).
+TOP_BY_REVENUE = (
+    "with voters as (select distinct idea_id, json_extract_string(idea_organization, '$.id') as org_id"
+    " from {schema}.idea_votes where idea_organization is not null)"
+    " select i.reference_num, i.name, count(*) as organizations,"
+    " sum(try_cast(o.revenue as double)) as revenue"
+    " from voters join {schema}.ideas i on i.id = voters.idea_id"
+    " join {schema}.idea_organizations o on o.id = voters.org_id"
+    " group by all order by revenue desc nulls last limit 5"
+)
 SIMULATED_IDEAS = 300
 CREDENTIALS = ("TAP_AHA_API_KEY", "TAP_AHA_SUBDOMAIN")
 
@@ -220,7 +233,7 @@ def simulator(loaded: dict[str, Loaded]) -> Iterator[tuple[FakeAha, str]]:
 
 
 def simulate_activity(fake: FakeAha, rng: random.Random, loaded: dict[str, Loaded]) -> str:
-    """What happened in Aha! since the last run, made now: status changes, votes, comments, deletes.
+    """What happened in Aha! since the last run, made now: status changes, votes, comments, revenue, deletes.
 
     The simulator is seeded afresh on every run, so it deletes records the last run loaded (any, on a first).
     """
@@ -235,6 +248,8 @@ def simulate_activity(fake: FakeAha, rng: random.Random, loaded: dict[str, Loade
         fake.add_vote(idea["id"], id=str(fresh + n))
     for n, idea in enumerate(rng.sample(ideas, 2)):
         fake.add_comment(idea["id"], id=str(fresh + 10 + n))
+    customer = rng.choice(fake.companions.organizations())
+    fake.companions.update_organization(customer["id"], revenue=f"{rng.randrange(10, 5_000) * 1000}.0")
     untouched = [idea["id"] for idea in ideas if idea not in moved]  # a moved idea's children are re-sent
 
     def pick(table: str, ids: list[str]) -> str:
@@ -249,8 +264,9 @@ def simulate_activity(fake: FakeAha, rng: random.Random, loaded: dict[str, Loade
     fake.delete_idea(gone["id"])
     names = ", ".join(idea["reference_num"] for idea in moved)
     return (
-        f"simulated since the last run: {names} changed status, 2 proxy votes and 2 comments added; "
-        f"idea {gone['reference_num']}, a proxy vote, a comment and a portal comment deleted"
+        f"simulated since the last run: {names} changed status, 2 proxy votes and 2 comments added, "
+        f"{customer['name']}'s revenue changed; idea {gone['reference_num']}, a proxy vote, a comment and a "
+        "portal comment deleted"
     )
 
 
@@ -273,13 +289,14 @@ def report(target: Target, environment: str, tables: dict[str, Loaded], before: 
     say(f"Deletes applied this run: {sum(deleted.values())} rows removed (records deleted in Aha!).")
     state_id = f"{environment}:tap-aha-to-target-duckdb"
     say(f"State: Meltano's system database, id {state_id} (meltano state get {state_id}).")
-    sql = "select reference_num, name, votes, updated_at from {}.ideas order by updated_at desc limit 5"
-    code = (
-        f"import duckdb; c = duckdb.connect({shown(target.database)!r}, read_only=True); "
-        f"c.sql({sql.format(schema)!r}).show()"
-    )
+    sql = TOP_BY_REVENUE.format(schema=schema)
+    connect = f"duckdb.connect({shown(target.database)!r}, read_only=True)"
+    code = f"import duckdb; c = {connect}; c.sql({sql!r}).show()"
     argument = shlex.quote(code) if re.search(r'["$`\\!]', code) else f'"{code}"'
-    say("Query it from this folder (with the loader's duckdb; any duckdb >= 1.0 opens the file too):")
+    say(
+        "The top ideas by revenue of the customer organizations that voted for them, from this folder "
+        "(with the loader's duckdb; any duckdb >= 1.0 opens the file too):"
+    )
     print(f"    {shown(target.python)} -c {argument}", flush=True)
 
 

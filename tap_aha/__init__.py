@@ -1,4 +1,4 @@
-"""tap-aha: a Singer tap for Aha! ideas, their proxy votes and their comments."""
+"""tap-aha: a Singer tap for Aha! ideas, their votes and comments, customer organizations, workspaces."""
 
 from __future__ import annotations
 

@@ -22,12 +22,14 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
-from tap_aha.errors import AhaAPIError, AuthError, NotFoundError
+from tap_aha.errors import AhaAPIError, AuthError, EndpointRefusedError, NotFoundError
 from tap_aha.prefetch import Abandoned, Prefetcher
 from tap_aha.ratelimit import RateLimiter
 from tap_aha.timestamps import format_timestamp
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from singer_sdk.helpers.types import Context
 
     from tap_aha.settings import AhaSettings
@@ -116,6 +118,9 @@ class AhaStream(RESTStream[int]):
 
     root_key: t.ClassVar[str]
     string_fields: t.ClassVar[tuple[str, ...]] = ()
+    # An endpoint the account's plan or the key's role may refuse (403, or 404 for a missing feature): the
+    # stream is then skipped with one warning, and the run goes on without it.
+    optional_endpoint: t.ClassVar[bool] = False
     # Aha! classes whose destroy audits are deletes of this stream's records (tap_aha.deletes reads them);
     # a stream with an `idea_id` column gets the audit's associated idea in its tombstones.
     delete_audit_types: t.ClassVar[tuple[str, ...]] = ()
@@ -124,8 +129,9 @@ class AhaStream(RESTStream[int]):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Remember whether this run's SCHEMA message went out."""
+        """Not refused until Aha! says so; this run's SCHEMA message not sent yet."""
         super().__init__(*args, **kwargs)
+        self.refused = False
         self._schema_sent = False
 
     def _write_schema_message(self) -> None:
@@ -186,6 +192,8 @@ class AhaStream(RESTStream[int]):
         where = f"GET {urlsplit(response.request.path_url).path}" if response.request else self.path
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             raise RateLimitedError(f"HTTP 429 for {where}", response, _retry_after(response))
+        if self.optional_endpoint and status in {HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND}:
+            raise EndpointRefusedError(self._refusal(status, where))
         if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise AuthError(_auth_message(status, self.settings.api_url))
         if status == HTTPStatus.NOT_FOUND:
@@ -208,6 +216,31 @@ class AhaStream(RESTStream[int]):
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
         """The records under the endpoint's root key."""
         return records_of(response, self.root_key)
+
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
+        """The SDK's sync loop; an optional endpoint Aha! refuses ends this stream, not the run.
+
+        The refusal is logged once; the stream's progress is dropped, so its bookmark stays where it was.
+        """
+        if self.refused:
+            return
+        try:
+            yield from super()._sync_records(context, write_messages=write_messages)
+        except EndpointRefusedError as exc:
+            self.refused = True
+            self.stream_state.pop("progress_markers", None)
+            self.logger.warning("%s", exc)
+
+    def _refusal(self, status: int, where: str) -> str:
+        skipped = ", ".join(f"'{name}'" for name in (self.name, *(c.name for c in self.child_streams)))
+        return (
+            f"Aha! refused {where} (HTTP {status}): the account's plan or the key's role does not allow "
+            f"it. Skipping {skipped}; the other streams go on. Deselect it to silence this warning "
+            f"(meltano.yml: select '!{self.name}.*'; a catalog: \"selected\": false; Lakeflow: leave the "
+            "table out of the pipeline)."
+        )
 
     def post_process(self, row: dict[str, t.Any], context: Context | None = None) -> dict[str, t.Any] | None:
         """Fields the schema types as strings, as strings: Aha! sends some as numbers now and then."""
@@ -290,6 +323,132 @@ class AhaStream(RESTStream[int]):
             f"{self.settings.max_rate_limit_wait:g} s): other integrations are using this account's "
             "300 requests a minute; run again later or raise max_rate_limit_wait."
         )
+
+
+@dataclass
+class _Walk:
+    """One pass over a paged listing, and what tells whether the pages shifted under it."""
+
+    totals: set[int] = field(default_factory=set)
+    seen: set[int | str] = field(default_factory=set)
+    last_total: int = 0
+
+    def page(self, total: object) -> None:
+        """Note a page's `total_records`."""
+        if isinstance(total, int):
+            self.totals.add(total)
+            self.last_total = total
+
+    def shifted(self) -> bool:
+        """A total that changed, or fewer distinct records than listed, means a page boundary moved."""
+        return len(self.totals) > 1 or len(self.seen) < self.last_total
+
+
+def _compact(record_id: str) -> int | str:
+    """An id as an int when it is digits (Aha!'s are): half the memory of a str in the run's id sets."""
+    return int(record_id) if record_id.isdigit() else record_id
+
+
+class ListingStream(AhaStream):
+    """A paged listing read whole however it shifts, filtered by `updated_since`, bookmarked on Aha!'s clock.
+
+    Aha! pages by number, so a record created, changed or deleted during a walk moves the page boundaries:
+    a walk that saw the listing shift is walked again (up to `max_listing_passes` times) for records not yet
+    given, and one a shift skipped in one walk is found by the next.
+    """
+
+    max_listing_passes = 4
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Per-run listing state."""
+        super().__init__(*args, **kwargs)
+        self._updated_since: str | None = None
+        self._walk = _Walk()
+        self._signpost: str | None = None
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> str:
+        """A bookmark's cap: `server_start`; a full table keeps the run's start, which never changes.
+
+        (The SDK writes the signpost into the state at every sync: one that moved between a child's syncs
+        would add STATE messages depending on timing.)
+        """
+        return self.server_start() if self.replication_key else super().get_replication_key_signpost(context)
+
+    def server_start(self) -> str:
+        """The run's start, lowered to Aha!'s own clock once this listing's first answer arrived."""
+        return self._signpost or super().get_replication_key_signpost(None)
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Paging and the change window."""
+        params = super().get_url_params(context, next_page_token)
+        if self._updated_since:
+            params["updated_since"] = self._updated_since
+        return params
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        """Yield each non-empty page whole, its total noted, so a walk knows whether the listing shifted."""
+        payload = payload_of(response)
+        pagination = payload.get("pagination")
+        self._walk.page(pagination.get("total_records") if isinstance(pagination, dict) else None)
+        if self._signpost is None:
+            self._lower_signpost_to_server_clock(response)
+        if records_of(response, self.root_key):
+            yield payload
+
+    def walk_pages(self, context: Context | None, since: str | None) -> Iterator[list[dict[str, t.Any]]]:
+        """Pages of the records updated since `since` (all when None), each record once."""
+        self._updated_since = since
+        given: set[int | str] = set()
+        for walk_number in range(1, self.max_listing_passes + 1):
+            self._walk = _Walk()
+            for page in self.request_records(context):
+                items = page[self.root_key]
+                keys = [_compact(item["id"]) for item in items]
+                self._walk.seen.update(keys)
+                yield [item for item, key in zip(items, keys, strict=True) if key not in given]
+                given.update(keys)
+            if not self._walk.shifted():
+                return
+            self.logger.warning(
+                "The %s listing changed while it was read (walk %d: %d distinct of %s listed); "
+                "reading it again so no record is skipped.",
+                self.name, walk_number, len(self._walk.seen), sorted(self._walk.totals),
+            )  # fmt: skip
+        # Records are being edited all the time. One missed by every walk would need a shift at its page
+        # boundary during each of them; holding the window instead would make a busy account re-read
+        # everything on every run.
+        self.logger.warning(
+            "The %s listing kept changing during %d walks; going on with the union of what they read.",
+            self.name, self.max_listing_passes,
+        )  # fmt: skip
+
+    def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
+        """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""
+        ours = super().get_replication_key_signpost(None)
+        self._signpost = ours
+        theirs = sent_on_server_clock(response)
+        if theirs is not None and theirs < ours:
+            self._signpost = theirs
+            if self.replication_key:
+                self._write_replication_key_signpost(None, theirs)
+
+
+class ChildStream(AhaStream):
+    """A stream synced once per parent record (an idea, a workspace), with one flat bookmark.
+
+    The SDK would keep one state partition per parent: state would grow with every parent.
+    """
+
+    state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Never, whatever the config says: a version per parent would drop every other parent's rows.
+
+        A full-table child is synced once per parent; ACTIVATE_VERSION tells a target to drop the rows of
+        older versions.
+        """
+        return False
 
 
 def records_of(response: requests.Response, root: str) -> list[dict[str, t.Any]]:

@@ -31,3 +31,7 @@ class AhaAPIError(TapAhaError, FatalAPIError):
 
 class NotFoundError(TapAhaError, FatalAPIError):
     """A 404: skipped where an idea was deleted mid-run, else a wrong `subdomain` or `api_url`."""
+
+
+class EndpointRefusedError(TapAhaError, FatalAPIError):
+    """Aha! refuses an optional endpoint (403, or 404 where the plan lacks it): its stream is skipped."""

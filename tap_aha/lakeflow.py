@@ -14,6 +14,10 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
   days keeps reading what changes;
 * the tables' Spark schemas and records converted to them (`tap_aha.spark_schema`).
 
+The idea tables are read through the window of changed ideas; the companion tables (votes, organizations,
+users, portals, workspaces, categories) over their own account-wide listings: `cdc` ones with the same
+offsets, cap and batches, `snapshot` ones whole once per pass.
+
 pyspark is optional: only `get_table_schema` needs it, and imports it when called.
 """
 
@@ -27,7 +31,8 @@ from operator import itemgetter
 
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_aha.errors import SettingsError
+from tap_aha.companions import COMPANION_TYPES, AccountStream
+from tap_aha.errors import EndpointRefusedError, SettingsError
 from tap_aha.lakeflow_deletes import DeletePasses
 from tap_aha.settings import AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
@@ -49,6 +54,11 @@ PARENT_TABLE = "ideas"
 TABLES = STREAM_NAMES
 # Deletes come from Aha!'s audit log (tap_aha.deletes); without capture_deletes the tables are plain cdc.
 INGESTION_TYPE = "cdc_with_deletes"
+# Read over their own account-wide listings, not through the ideas' window: `cdc` on updated_at where the
+# records carry it, else `snapshot` (read whole once per pass; offset {"snapshot": <cap>}). Their deletes
+# are not captured yet: plain `cdc`, and no delete flow.
+COMPANION_TABLES = frozenset(vars(stream_type)["name"] for stream_type in COMPANION_TYPES)
+SNAPSHOT = "snapshot"
 
 
 def _tap_settings() -> tuple[str, ...]:
@@ -89,7 +99,7 @@ class _Pass:
     cap: str
     ideas_read: int = 0
     caught_up: bool = False
-    caught_up_at: Key | None = None
+    caught_up_at: dict[str, t.Any] | None = None  # the offset it returned unchanged
 
 
 class _EmbeddedTap(TapAha):
@@ -128,6 +138,7 @@ class LakeflowConnect:
         self._default_poll = _poll_interval(table_options, DEFAULT_POLL_INTERVAL)
         self._tap: TapAha | None = None
         self._listed: tuple[str, Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
+        self._companions_listed: dict[str, tuple[str, Key | None, list[tuple[Key, dict[str, t.Any]]]]] = {}
         self._deletes = DeletePasses()
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
 
@@ -178,12 +189,22 @@ class LakeflowConnect:
         return t.cast("StructType", schema)
 
     def read_table_metadata(self, table_name: str, table_options: Mapping[str, t.Any]) -> dict[str, t.Any]:
-        """Primary key and cursor as the stream declares them; `cdc_with_deletes` unless deletes are off."""
+        """Primary key and cursor as the stream declares them; `cdc_with_deletes` unless deletes are off.
+
+        Companion tables: `cdc`, or `snapshot` where there is no cursor.
+        """
         stream = self._stream(_check_table(table_name))
+        companion = table_name in COMPANION_TABLES
+        if companion and not stream.replication_key:
+            return {"primary_keys": list(stream.primary_keys or ()), "ingestion_type": SNAPSHOT}
         return {
             "primary_keys": list(stream.primary_keys or ()),
             "cursor_field": _cursor_field(stream),
-            "ingestion_type": INGESTION_TYPE if self._settings.capture_deletes else "cdc",
+            "ingestion_type": (
+                INGESTION_TYPE
+                if self._settings.capture_deletes and table_name not in COMPANION_TABLES
+                else "cdc"
+            ),
         }
 
     def read_table(
@@ -197,19 +218,24 @@ class LakeflowConnect:
         records are never split between batches).
         """
         table = _check_table(table_name)
-        start = _parse_offset(start_offset)
         limit, poll = self._table_options(table_options)
+        offset = dict(start_offset or {})
         current = self._passes.get(table)
         if current is None:
             current = self._passes[table] = _Pass(self._cap)
-        elif current.caught_up and current.caught_up_at == start:  # where the table's last pass ended
+        elif current.caught_up and current.caught_up_at == offset:  # where the table's last pass ended
             if not self._continuous or _waits(current.cap, poll):
-                return iter([]), dict(start_offset or {})
+                return iter([]), offset
             current = self._passes[table] = _Pass(_now_cap())
-        records, end = self._read(table, start, None, limit, current)
-        if end is None or end == start:
-            current.caught_up, current.caught_up_at = True, start
-        return iter(records), _next_offset(start_offset, start, end)
+        if table in COMPANION_TABLES:
+            records, next_offset = self._read_companion(table, offset, None, limit, current.cap)
+        else:
+            start = _parse_offset(start_offset)
+            records, end = self._read(table, start, None, limit, current)
+            next_offset = _next_offset(start_offset, start, end)
+        if next_offset == offset:
+            current.caught_up, current.caught_up_at = True, offset
+        return iter(records), next_offset
 
     def read_table_deletes(
         self, table_name: str, start_offset: Mapping[str, t.Any] | None, table_options: Mapping[str, t.Any]
@@ -220,8 +246,10 @@ class LakeflowConnect:
         batches behave as read_table's, and so does `poll_interval_seconds` once the flow has caught up.
         """
         table = _check_table(table_name)
-        start = _parse_offset(start_offset)
         limit, poll = self._table_options(table_options)
+        if table in COMPANION_TABLES:  # no delete flow (yet): nothing to read
+            return iter([]), dict(start_offset or {})
+        start = _parse_offset(start_offset)
         caught_up = self._deletes_caught_up.get(table)
         if (
             caught_up is not None
@@ -255,13 +283,18 @@ class LakeflowConnect:
         """
         table = _check_table(table_name)
         self._table_options(table_options)  # the same option checks as read_table
+        current = self._passes.get(table) or _Pass(self._cap)
+        if table in COMPANION_TABLES:
+            if deletes:
+                return []
+            return self._read_companion(table, dict(start_offset or {}), end_offset, None, current.cap)[0]
         end = _parse_offset(end_offset)
         if end is None:
             return []
         start = _parse_offset(start_offset)
         if deletes:
             return self._read_deletes(table, start, end, None)[0]
-        return self._read(table, start, end, None, self._passes.get(table) or _Pass(self._cap))[0]
+        return self._read(table, start, end, None, current)[0]
 
     def _read_deletes(
         self, table: str, start: Key | None, end: Key | None, limit: int | None
@@ -335,12 +368,8 @@ class LakeflowConnect:
         share it come back whether Aha! treats the filter as inclusive or not. The stream itself walks the
         listing again while it shifts.
         """
-        since = None if start is None else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
-        start_date = self._settings.start_date
-        if start_date is not None and (since is None or since < start_date):
-            since = start_date
         stream = t.cast("IdeasStream", self._stream(PARENT_TABLE))
-        for page in stream.changed_idea_pages(since):
+        for page in stream.changed_idea_pages(self._since(start)):
             for record in page:
                 idea = stream.post_process(record, None)
                 if idea is None:
@@ -351,6 +380,90 @@ class LakeflowConnect:
                 if start is not None and key <= start:
                     continue
                 yield key, idea
+
+    def _since(self, start: Key | None) -> str | None:
+        """`updated_since` for a read after `start`: 1 ms before its cursor, never before start_date.
+
+        Records that share the start's cursor then come back whether Aha! treats the filter as inclusive.
+        """
+        since = None if start is None else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
+        start_date = self._settings.start_date
+        if start_date is not None and (since is None or since < start_date):
+            since = start_date
+        return since
+
+    # ------------------------------------------------------------------ companion tables
+
+    def _read_companion(
+        self,
+        table: str,
+        start_offset: Mapping[str, t.Any] | None,
+        end_offset: Mapping[str, t.Any] | None,
+        limit: int | None,
+        cap: str,
+    ) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+        """A companion table's records after `start_offset` (up to `end_offset`) and the next offset.
+
+        `cdc` tables: in (updated_at, id) order up to the pass's `cap`, `limit` at a time. `snapshot` tables:
+        every record once per pass (offset `{"snapshot": cap}`). An endpoint Aha! refuses gives no records,
+        with the tap's warning.
+        """
+        stream = t.cast("AccountStream", self._stream(table))
+        columns = table_columns(stream)
+        try:
+            if stream.replication_key:
+                start = _parse_offset(start_offset)
+                end = None if end_offset is None else _parse_offset(end_offset)
+                window = self._companion_window(stream, start, cap)
+                chosen = [(key, record) for key, record in window if end is None or key <= end][:limit]
+                if not chosen:
+                    return [], dict(start_offset or {})
+                return [columns.record(record) for _, record in chosen], _format_offset(chosen[-1][0])
+            finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
+            if start_offset and _snapshot_offset(start_offset) == finished:
+                return [], finished
+            return [columns.record(record) for record in self._snapshot(stream, None)], finished
+        except EndpointRefusedError as exc:
+            logger.warning("%s", exc)
+            return [], dict(start_offset or {})
+
+    def _companion_window(
+        self, stream: AccountStream, start: Key | None, cap: str
+    ) -> list[tuple[Key, dict[str, t.Any]]]:
+        """Records with start < (updated_at, id) <= (cap, …), sorted; listed once per cap for later starts."""
+        listed_cap, listed_from, rows = self._companions_listed.get(stream.name, (cap, None, []))
+        if (
+            stream.name not in self._companions_listed
+            or listed_cap != cap
+            or (listed_from is not None and (start is None or start < listed_from))
+        ):
+            rows = []
+            for page in stream.walk_pages(None, self._since(start)):
+                for record in page:
+                    processed = stream.post_process(record, None)
+                    if processed is not None and _key(processed)[0] <= cap:
+                        rows.append((_key(processed), processed))
+            rows.sort(key=itemgetter(0))
+            self._companions_listed[stream.name] = (cap, start, rows)
+        return [(key, record) for key, record in rows if start is None or key > start]
+
+    def _snapshot(
+        self, stream: AccountStream, context: dict[str, t.Any] | None
+    ) -> Iterator[dict[str, t.Any]]:
+        """Every record of a full table; a child table's through every record of its parent."""
+        parent_type = stream.parent_stream_type
+        if parent_type is not None and context is None:
+            parent = t.cast("AccountStream", self._stream(vars(parent_type)["name"]))
+            for record in self._snapshot(parent, None):
+                child_context = parent.get_child_context(record, None)
+                if child_context:
+                    yield from self._snapshot(stream, dict(child_context))
+            return
+        for page in stream.walk_pages(context, None):
+            for record in page:
+                processed = stream.post_process(record, context)
+                if processed is not None:
+                    yield processed
 
     # ------------------------------------------------------------------ options and streams
 
@@ -458,6 +571,12 @@ def _parse_offset(offset: Mapping[str, t.Any] | None) -> Key | None:
         return normalize_timestamp(cursor), idea_id
     except ValueError:
         raise ValueError(f"The offset's cursor {cursor!r} is not an ISO-8601 timestamp.") from None
+
+
+def _snapshot_offset(offset: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    if not isinstance(offset, dict) or set(offset) != {SNAPSHOT} or not isinstance(offset[SNAPSHOT], str):
+        raise ValueError('A snapshot table\'s offset is {} or {"snapshot": <cap>} as read_table returns.')
+    return dict(offset)
 
 
 def _format_offset(key: Key) -> dict[str, t.Any]:

@@ -66,7 +66,7 @@ def _table(options: Mapping[str, t.Any]) -> str:
 
 
 class AhaDataSource(DataSource):
-    """Aha! ideas, proxy votes and comments; option `tableName` picks the table."""
+    """Aha! ideas, votes, comments and their companions; option `tableName` picks the table."""
 
     def __init__(self, options: Mapping[str, t.Any]) -> None:
         """Keep the options only: a connector is made where data is read."""
@@ -169,7 +169,7 @@ def _metadata_rows(connector: LakeflowConnect, options: Mapping[str, t.Any]) -> 
     configs = json.loads(options.get("tableconfigs") or "{}")
     for name in names or connector.list_tables():
         metadata = connector.read_table_metadata(name, configs.get(name, {}))
-        yield (name, metadata["primary_keys"], metadata["cursor_field"], metadata["ingestion_type"])
+        yield (name, metadata["primary_keys"], metadata.get("cursor_field"), metadata["ingestion_type"])
 
 
 def _is_delete_flow(options: Mapping[str, t.Any]) -> bool:

@@ -1,21 +1,19 @@
-"""The four streams: ideas, and per changed idea its proxy votes, internal comments and portal comments."""
+"""The idea streams: ideas, and per changed idea its proxy votes, internal comments and portal comments."""
 
 from __future__ import annotations
 
 import functools
 import typing as t
-from dataclasses import dataclass, field
 
 from singer_sdk import StreamSchema
 from singer_sdk.schema.source import SchemaDirectory
 
 from tap_aha import schemas
-from tap_aha.client import AhaStream, payload_of, records_of, sent_on_server_clock
+from tap_aha.client import ChildStream, ListingStream
 from tap_aha.errors import AhaAPIError, NotFoundError
 from tap_aha.timestamps import format_timestamp
 
 if t.TYPE_CHECKING:
-    import requests
     from singer_sdk.helpers.types import Context, Record
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -35,31 +33,7 @@ DETAIL_MARKERS = ("product_id", "endorsements_count", "comments_count", "votes",
 EPOCH = "1970-01-01T00:00:00.000Z"
 
 
-@dataclass
-class _Walk:
-    """One pass over the paged listing, and what tells whether the pages shifted under it."""
-
-    totals: set[int] = field(default_factory=set)
-    seen: set[int | str] = field(default_factory=set)
-    last_total: int = 0
-
-    def page(self, total: object) -> None:
-        """Note a page's `total_records`."""
-        if isinstance(total, int):
-            self.totals.add(total)
-            self.last_total = total
-
-    def shifted(self) -> bool:
-        """A total that changed, or fewer distinct ideas than listed, means a page boundary moved."""
-        return len(self.totals) > 1 or len(self.seen) < self.last_total
-
-
-def _compact(idea_id: str) -> int | str:
-    """An id as an int when it is digits (Aha!'s are): half the memory of a str in the run's id sets."""
-    return int(idea_id) if idea_id.isdigit() else idea_id
-
-
-class IdeasStream(AhaStream):
+class IdeasStream(ListingStream):
     """Full ideas changed since the bookmark (`updated_since`); the parent of the other streams."""
 
     name = "ideas"
@@ -70,42 +44,22 @@ class IdeasStream(AhaStream):
     is_sorted = False  # Aha! documents no ascending order: bookmark promoted at stream end.
     string_fields = ("product_id",)
     schema = StreamSchema(SCHEMAS)
-    max_listing_passes = 4
     delete_audit_types = ("Ideas::Idea",)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Per-run listing state."""
+        """Whether this run read its window to the end."""
         super().__init__(*args, **kwargs)
-        self._updated_since: str | None = None
-        self._walk = _Walk()
-        self._signpost: str | None = None
         self.window_complete = False
-
-    def get_replication_key_signpost(self, context: Context | None = None) -> str:
-        """The run's start, lowered to Aha!'s own clock once its first answer arrives."""
-        return self._signpost or super().get_replication_key_signpost(context)
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Full ideas, the change window and the user's filters."""
         params = super().get_url_params(context, next_page_token)
         params["fields"] = LIST_FIELDS
-        if self._updated_since:
-            params["updated_since"] = self._updated_since
         if self.settings.ideas_workflow_status:
             params["workflow_status"] = self.settings.ideas_workflow_status
         if self.settings.ideas_q:
             params["q"] = self.settings.ideas_q
         return params
-
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
-        """Yield each non-empty page whole, so a page's details and children can be fetched together."""
-        payload = payload_of(response)
-        pagination = payload.get("pagination")
-        self._walk.page(pagination.get("total_records") if isinstance(pagination, dict) else None)
-        if self._signpost is None:
-            self._lower_signpost_to_server_clock(response)
-        if records_of(response, self.root_key):
-            yield payload
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Changed ideas a page at a time, each page's children fetched ahead while it is written."""
@@ -129,46 +83,24 @@ class IdeasStream(AhaStream):
     def changed_idea_pages(self, since: str | None) -> t.Iterator[list[dict[str, t.Any]]]:
         """Pages of full ideas updated since `since`, each idea once, however the listing shifts.
 
-        While a walk saw the listing change under it, the listing is walked again (up to
-        `max_listing_passes` times) for ideas not yet given: an idea a shift skipped in one walk is found by
-        the next. `window_complete` tells afterwards whether the window was read to its end (False when
-        `max_ideas` stopped it).
+        `window_complete` tells afterwards whether the window was read to its end (False when `max_ideas`
+        stopped it).
         """
-        self._updated_since = since
         self.window_complete = False
-        given: set[int | str] = set()
+        taken = 0
         cap = self.settings.max_ideas
         prefetcher = self.connection.prefetcher
         try:
-            for walk_number in range(1, self.max_listing_passes + 1):
-                self._walk = _Walk()
-                for page in self.request_records(None):
-                    prefetcher.discard()  # the previous page's children were all taken by now
-                    items = page[self.root_key]
-                    self._walk.seen.update(_compact(item["id"]) for item in items)
-                    ideas = [idea for idea in self._complete(items) if _compact(idea["id"]) not in given]
-                    if cap is not None:
-                        ideas = ideas[: cap - len(given)]
-                    given.update(_compact(idea["id"]) for idea in ideas)
-                    yield ideas
-                    if cap is not None and len(given) >= cap:
-                        self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
-                        return
-                if not self._walk.shifted():
-                    self.window_complete = True
+            for items in self.walk_pages(None, since):
+                prefetcher.discard()  # the previous page's children were all taken by now
+                ideas = self._complete(items)
+                if cap is not None:
+                    ideas = ideas[: cap - taken]
+                taken += len(ideas)
+                yield ideas
+                if cap is not None and taken >= cap:
+                    self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
                     return
-                self.logger.warning(
-                    "The ideas listing changed while it was read (walk %d: %d distinct of %s listed); "
-                    "reading it again so no idea is skipped.",
-                    walk_number, len(self._walk.seen), sorted(self._walk.totals),
-                )  # fmt: skip
-            # Ideas are being edited all the time. An idea missed by every one of these walks would need a
-            # shift at its page boundary during each of them; holding the window instead would make a busy
-            # account re-read everything on every run.
-            self.logger.warning(
-                "The ideas listing kept changing during %d walks; going on with the union of what they read.",
-                self.max_listing_passes,
-            )
             self.window_complete = True
         finally:
             prefetcher.discard()
@@ -218,26 +150,16 @@ class IdeasStream(AhaStream):
                 if child.wants(child_context):
                     prefetcher.plan((child.name, idea["id"]), functools.partial(child.fetch, child_context))
 
-    def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
-        """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""
-        ours = super().get_replication_key_signpost(None)
-        self._signpost = ours
-        theirs = sent_on_server_clock(response)
-        if theirs is not None and theirs < ours:
-            self._signpost = theirs
-            self._write_replication_key_signpost(None, theirs)
-
     def _hold_bookmark(self, context: Context | None) -> None:
         """Keep the next run's window where this one started: a max_ideas run read only part of it."""
         self._signpost = self._updated_since or EPOCH
         self._write_replication_key_signpost(context, self._signpost)
 
 
-class IdeaChildStream(AhaStream):
+class IdeaChildStream(ChildStream):
     """A per-idea listing synced for each idea the parent emits, with one flat bookmark."""
 
     parent_stream_type = IdeasStream
-    state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per idea
     primary_keys = ("id",)
 
     def wants(self, context: Context) -> bool:
@@ -327,15 +249,6 @@ class IdeaPortalCommentsStream(IdeaChildStream):
     root_key = "idea_comments"
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Ideas::IdeaComment",)
-
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        """Never, whatever the config says: a version per idea would drop every other idea's comments.
-
-        This full-table stream is synced once per changed idea; ACTIVATE_VERSION tells a target to drop
-        the rows of older versions.
-        """
-        return False
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Spam only when the setting asks for it."""

@@ -13,6 +13,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.client import AhaConnection
+from tap_aha.companions import COMPANION_TYPES
 from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
@@ -25,6 +26,7 @@ if t.TYPE_CHECKING:
 
     import click
     from singer_sdk.plugin_base import _ConfigInput
+    from singer_sdk.streams import Stream
 
     from tap_aha.client import AhaStream
 
@@ -33,6 +35,7 @@ STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeaProxyVotesStream,
     IdeaCommentsStream,
     IdeaPortalCommentsStream,
+    *COMPANION_TYPES,
 )
 STREAM_NAMES: tuple[str, ...] = tuple(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
 # Each stream's replication key, as a catalog must keep it (None: a full-table stream).
@@ -42,7 +45,7 @@ REPLICATION_KEYS: dict[str, str | None] = {
 
 
 class TapAha(Tap):
-    """Aha! ideas with their proxy votes, internal and portal comments, incremental on `updated_at`."""
+    """Aha! ideas with their votes and comments, and the organizations, users and workspaces they point at."""
 
     name = "tap-aha"
     message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer
@@ -90,8 +93,19 @@ class TapAha(Tap):
     ).to_dict()  # fmt: skip
 
     def discover_streams(self) -> list[AhaStream]:
-        """The four streams; the constructor makes no request (the SDK's tests rely on that)."""
+        """Every stream; the constructor makes no request (the SDK's tests rely on that)."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    @property
+    def streams(self) -> dict[str, Stream]:
+        """The SDK's streams in STREAM_TYPES' order, not its alphabetical one.
+
+        `ideas` syncs first, so a key that cannot read ideas stops the run before any other request.
+        """
+        streams = super().streams
+        if list(streams) != list(STREAM_NAMES):
+            self._streams = streams = {name: streams[name] for name in STREAM_NAMES}
+        return streams
 
     @cached_property
     def settings(self) -> AhaSettings:

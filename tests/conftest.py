@@ -21,6 +21,7 @@ from tests.fake_aha import FakeAha
 
 REPO = Path(__file__).resolve().parents[1]
 Config = dict[str, t.Any]
+IDEA_STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 TAP = [sys.executable, "-m", "tap_aha"]
 
 
@@ -58,12 +59,27 @@ def parse_messages(text: str) -> list[dict[str, t.Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def selecting(config: dict[str, t.Any], streams: t.Collection[str]) -> dict[str, t.Any]:
+    """The discovered catalog with exactly `streams` selected."""
+    catalog = TapAha(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        top = next(m for m in entry["metadata"] if m["breadcrumb"] == [])
+        top["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
 def run_tap(
     config: dict[str, t.Any],
     state: dict[str, t.Any] | None = None,
     catalog: dict[str, t.Any] | None = None,
+    streams: t.Collection[str] | None = None,
 ) -> Run:
-    """Run a sync in this process (fast; lets tests patch backoff) and collect its output."""
+    """Run a sync in this process (fast; lets tests patch backoff) and collect its output.
+
+    `streams` selects only those (a catalog); without it and a catalog, every stream runs.
+    """
+    if streams is not None:
+        catalog = selecting(config, streams)
     buffer = io.BytesIO()
     out = io.TextIOWrapper(buffer, encoding="utf-8")
     with contextlib.redirect_stdout(out):

@@ -475,6 +475,9 @@ class FakeAha:
         self.audit_order = "id"  # "id" (ascending) or "newest" (newest first: after_id walks fall short)
         self.audit_type_spelling = "path"  # "path" (ideas/idea) or "class" (Ideas::Idea) in answers
         self._build_catalogue()
+        from tests.fake_companions import Companions  # noqa: PLC0415 - it imports this module's helpers
+
+        self.companions = Companions(self, rng_seed)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -675,7 +678,8 @@ class FakeAha:
             )
         self._tag_ids = {tag: 1_000 + i * 7 for i, tag in enumerate(_TAGS)}
         self._categories: list[tuple[str, str, int | None, int]] = []
-        project = 7_100_000_000_000_000_000 + rng.randrange(10**12)
+        rng.randrange(10**12)  # drawn as before, so the seeded data stays the same
+        project = int(self._products[0]["id"])  # the first workspace's categories
         parent: int | None = None
         for i, name in enumerate(("Reporting", "Exports", "Auth", "Mobile", "Billing")):
             cat_id = self._new_id()
@@ -1099,6 +1103,7 @@ class FakeAha:
                 self._seed_children(iid, created, updated, plan)
                 seeded.append((iid, updated))
             self._tie_groups(seeded)
+        self.companions.grow(n_ideas)
 
     def _seed_children(
         self, iid: str, created: datetime, updated: datetime, plan: list[tuple[str, int]]
@@ -1520,7 +1525,21 @@ class FakeAha:
                 resp = self._list_ideas(query, product["id"])
         elif parts[0] == "ideas" and len(parts) in (2, 3):
             resp = self._idea_route(parts[1], parts[2] if len(parts) == 3 else None, query)
+        if resp is None:
+            resp = self._companion_route(parts, query)
         return resp if resp is not None else _Response(404, _error("Record not found"))
+
+    def _companion_route(self, parts: list[str], query: dict[str, str]) -> _Response | None:
+        """Organizations, idea users, portals, workspaces and categories (tests/fake_companions.py)."""
+        since = self._since(query, "updated_since")
+        with self._lock:
+            found = self.companions.listing(parts, query, since)
+            if found is None:
+                return None
+            if isinstance(found, int):
+                return _Response(found, _error("Forbidden"))
+            root, records = found
+            return self._child_page(root, records, query, None)
 
     @staticmethod
     def _json(obj: Any, status: int = 200) -> _Response:

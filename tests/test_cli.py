@@ -159,7 +159,10 @@ def test_discover_and_about_need_no_server() -> None:
         subprocess.run([*TAP, "--discover"], capture_output=True, text=True, check=True).stdout
     )
     names = {s["tap_stream_id"] for s in catalog["streams"]}
-    assert names == {"ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments"}
+    assert names == {
+        "ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments",
+        "idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories",
+    }  # fmt: skip
     about = subprocess.run([*TAP, "--about", "--format", "json"], capture_output=True, text=True, check=True)
     info = json.loads(about.stdout)
     assert {"state", "catalog", "discover", "about", "stream-maps"} <= set(info["capabilities"])

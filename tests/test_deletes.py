@@ -343,6 +343,7 @@ def test_lakeflow_delete_reads_return_the_deleted_keys(fake: FakeAha) -> None:
     ):  # fmt: skip
         rows = [row for batch in read_deletes(connector, table)[0] for row in batch]
         cursor = CURSORS[table]
+        assert cursor is not None
         assert gone[key] in {row["id"] for row in rows}, table
         for row in rows:
             assert row[cursor] == audits[row["id"]]["created_at"]  # the cursor is the deletion time

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]  # singer-sdk's; stubs only with types-PyYAML
 
+from tap_aha.tap import STREAM_NAMES
 from tests.conftest import REPO
 from tests.fake_aha import FakeAha, parse_ts
 
@@ -30,6 +31,7 @@ MELTANO = Path(os.environ.get("MELTANO_FOR_TESTS") or REPO / ".venv" / "meltano"
 PLUGINS = ("tap-aha", "target-duckdb")
 STATE_ID = "dev:tap-aha-to-target-duckdb"
 CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
+COMPANIONS = ("idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories")
 FAST = {"TAP_AHA_REQUESTS_PER_MINUTE": "1000000", "TAP_AHA_REQUESTS_PER_SECOND": "100000"}
 # JSON schema type of a tap setting -> the Meltano `kind` that carries it.
 KINDS = {
@@ -120,6 +122,12 @@ def test_ideas_is_selected_whenever_a_child_stream_is(project: dict[str, t.Any])
     assert not any(pattern.startswith("!ideas") for pattern in select)
 
 
+def test_every_stream_is_selected_by_default(project: dict[str, t.Any]) -> None:
+    select = plugin(project, "extractors", "tap-aha")["select"]
+    assert [pattern.split(".")[0] for pattern in select] == list(STREAM_NAMES)
+    assert set(STREAM_NAMES) == {"ideas", *CHILDREN, *COMPANIONS}
+
+
 def test_duckdb_loader_is_pinned_to_a_duckdb_that_loads_every_row(project: dict[str, t.Any]) -> None:
     loader = plugin(project, "loaders", "target-duckdb")
     pins = dict(re.findall(r"([\w-]+)==([\d.]+)", loader["pip_url"]))
@@ -179,7 +187,7 @@ class Meltano:
         return self.sys_dir / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
 
     def tables(self, database: Path) -> dict[str, list[dict[str, t.Any]]]:
-        """Every row of the three tables, read with the loader's own duckdb."""
+        """Every row of the ten tables, read with the loader's own duckdb."""
         code = (
             "import json, sys, duckdb\n"
             "con = duckdb.connect(sys.argv[1], read_only=True)\n"
@@ -191,7 +199,7 @@ class Meltano:
             "print(json.dumps(out, default=str))\n"
         )
         proc = subprocess.run(
-            [str(self.duckdb_python), "-c", code, str(database), "ideas", *CHILDREN],
+            [str(self.duckdb_python), "-c", code, str(database), "ideas", *CHILDREN, *COMPANIONS],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         rows: dict[str, list[dict[str, t.Any]]] = json.loads(proc.stdout)
@@ -259,6 +267,20 @@ def test_meltano_run_loads_everything_then_only_the_changes(
         assert len(first["idea_comments"]) == len(comments) > 0
         assert {r["id"]: r["idea_id"] for r in first["idea_portal_comments"]} == portal
         assert len(first["idea_portal_comments"]) == len(portal) > 0
+        every_vote = {v["id"]: iid for iid in fake.idea_ids() for v in fake.votes(iid, proxy_only=False)}
+        assert {r["id"]: r["idea_id"] for r in first["idea_votes"]} == every_vote
+        organizations = {o["id"]: o["revenue"] for o in fake.companions.organizations()}
+        assert {r["id"]: r["revenue"] for r in first["idea_organizations"]} == organizations
+        assert any(revenue for revenue in organizations.values())
+        assert sorted(r["id"] for r in first["idea_users"]) == sorted(
+            u["id"] for u in fake.companions.idea_users()
+        )
+        assert len(first["idea_portals"]) == len(fake.companions.portals()) > 0
+        assert sorted(r["id"] for r in first["products"]) == sorted(
+            p["id"] for p in fake.companions.products()
+        )
+        categories = {c["id"]: pid for pid, cats in fake.companions.categories().items() for c in cats}
+        assert {r["id"]: r["product_id"] for r in first["idea_categories"]} == categories
 
         state = json.loads(meltano("state", "get", STATE_ID, env=env))["singer_state"]
         bookmark = state["bookmarks"]["ideas"]["replication_key_value"]
@@ -270,6 +292,7 @@ def test_meltano_run_loads_everything_then_only_the_changes(
         comment = fake.add_comment(ids[20])
         portal_comment = fake.add_portal_comment(ids[30])
         added = fake.add_idea(name="A brand-new idea")
+        customer = fake.companions.update_organization(next(iter(organizations)), revenue="123456.5")
         # Deletes: a vote, a comment and a portal comment of ideas left alone, and an idea with its children.
         alone = [i for i in ids[40:] if fake.votes(i) or fake.comments(i) or fake.portal_comments(i)]
         gone_vote = fake.delete_vote(next(v["id"] for i in alone for v in fake.votes(i)))
@@ -337,8 +360,19 @@ def test_meltano_run_loads_everything_then_only_the_changes(
     new_portal = {r["id"]: r["idea_id"] for r in second["idea_portal_comments"]}
     assert new_portal == {**portal, portal_comment["id"]: ids[30]}  # repeats merged on id
 
+    # The companions: the changed organization upserted, the new vote added.
+    assert {r["id"]: r["revenue"] for r in second["idea_organizations"]} == {
+        **organizations,
+        customer["id"]: "123456.5",
+    }
+    assert {r["id"]: r["idea_id"] for r in second["idea_votes"]} == {**every_vote, vote["id"]: ids[10]}
+    org_requests = [r for r in requests if r.path == "/api/v1/idea_organizations"]
+    assert len(org_requests) == 1
+    assert org_requests[0].query["updated_since"]
+
     # What the second run loaded (inserted or updated) is exactly the changes and their children.
-    for table, before in first.items():
+    for table in ("ideas", *CHILDREN):
+        before = first[table]
         last = max(utc(r["_sdc_batched_at"]) for r in before)
         loaded = [r for r in second[table] if utc(r["_sdc_batched_at"]) > last]
         assert loaded, table
@@ -392,20 +426,28 @@ def test_make_run_uses_the_simulator_without_credentials(meltano: Meltano, run_e
     assert f"Loaded into: {database}" in first
     assert "Meltano environment 'simulator'" in first
     assert counts(first)["ideas"] == (299, 299)  # one of the 300 deleted before the first run
+    assert set(counts(first)) == set(STREAM_NAMES)
     assert all(rows == new > 0 for rows, new in counts(first).values())
     assert "Deletes applied this run: 0 rows removed" in first
-    assert "reference_num" in run_query_line(first)
+    answer = run_query_line(first)
+    assert "reference_num" in answer
+    assert "revenue" in answer
+    assert "0 rows" not in answer
 
     second = run_local(meltano, run_env)
     ideas, changed = counts(second)["ideas"]
     gone = deleted(second)
     assert gone["ideas"] == 1  # the simulator deleted an idea the first run loaded, and so did DuckDB
-    assert all(gone[table] >= 1 for table in gone)
+    assert all(gone[table] >= 1 for table in ("ideas", *CHILDREN))
     assert f"Deletes applied this run: {sum(gone.values())} rows removed" in second
     assert ideas >= 298
     assert 1 <= changed <= 10  # the simulator's handful of changes (and ideas tied with the bookmark)
     for table in ("idea_proxy_votes", "idea_comments"):
         assert counts(second)[table][0] >= counts(first)[table][0] + 2 - gone[table], table
+    assert counts(second)["idea_votes"][0] >= counts(first)["idea_votes"][0] + 2  # deletes not captured here
+    organizations, changed_organizations = counts(second)["idea_organizations"]
+    assert organizations == counts(first)["idea_organizations"][0]
+    assert 1 <= changed_organizations <= 2  # the changed one (and the one at the bookmark: inclusive filter)
     url = re.search(r"fake ideas at (http://\S+)", second)
     assert url is not None
     address = urlsplit(url.group(1))

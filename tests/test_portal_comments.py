@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Config, run_tap
+from tests.conftest import IDEA_STREAMS, Config, run_tap
 from tests.fake_aha import FakeAha
 
 STREAM = "idea_portal_comments"
@@ -79,7 +79,7 @@ def test_portal_comments_of_an_idea_deleted_mid_run_are_skipped(fake: FakeAha, c
             fake.delete_idea(victim)
 
     fake.on_request.append(delete_after_listing)
-    run = run_tap(config)
+    run = run_tap(config, streams=IDEA_STREAMS)
     assert {r.status for r in fake.requests if r.path == f"/api/v1/ideas/{victim}/idea_comments"} == {404}
     assert victim not in {r["idea_id"] for r in run.records(STREAM)}
     assert run.records(STREAM)  # the other ideas' portal comments arrived
@@ -101,6 +101,6 @@ def test_an_idea_with_more_than_one_page_of_portal_comments(fake: FakeAha, confi
 @pytest.mark.parametrize("flag", [True, False])
 def test_no_activate_version_per_idea_whatever_the_config(fake: FakeAha, config: Config, flag: bool) -> None:
     fake.seed(20)
-    run = run_tap({**config, "emit_activate_version_messages": flag})
+    run = run_tap({**config, "emit_activate_version_messages": flag}, streams=IDEA_STREAMS)
     assert run.records(STREAM)
     assert not [m for m in run.messages if m["type"] == "ACTIVATE_VERSION"]

@@ -10,7 +10,7 @@ import pytest
 
 from tap_aha.errors import AuthError
 from tap_aha.tap import TapAha
-from tests.conftest import Config, run_tap
+from tests.conftest import IDEA_STREAMS, Config, run_tap
 from tests.fake_aha import FakeAha
 
 DETAIL_ONLY = ("product_id", "endorsements_count", "comments_count", "votes", "custom_fields", "categories")
@@ -60,7 +60,7 @@ def test_each_stream_sends_one_schema_and_keys(fake: FakeAha, config: Config) ->
 def test_list_that_ignores_fields_is_completed_from_each_ideas_detail(config: Config) -> None:
     with FakeAha(list_honours_fields=False) as fake:
         fake.seed(25)
-        run = run_tap({**config, "api_url": fake.url})
+        run = run_tap({**config, "api_url": fake.url}, streams=IDEA_STREAMS)
         assert {r["id"]: r for r in run.records("ideas")} == {i["id"]: i for i in fake.ideas()}
         assert fake.count("/ideas/") >= 25  # one detail per idea (plus children)
         details = [r for r in fake.requests if r.path.count("/") == 4 and r.path.startswith("/api/v1/ideas/")]
@@ -69,7 +69,7 @@ def test_list_that_ignores_fields_is_completed_from_each_ideas_detail(config: Co
 
 def test_list_asks_for_the_full_idea_with_fields_and_max_page_size(fake: FakeAha, config: Config) -> None:
     fake.seed(450)
-    run_tap(config)
+    run_tap(config, streams=IDEA_STREAMS)
     listing = [r for r in fake.requests if r.path == "/api/v1/ideas"]
     assert [r.query["page"] for r in listing] == ["1", "2", "3"]
     assert {r.query["per_page"] for r in listing} == {"200"}
@@ -81,7 +81,7 @@ def test_list_asks_for_the_full_idea_with_fields_and_max_page_size(fake: FakeAha
 
 def test_votes_are_not_requested_for_ideas_without_any_vote(fake: FakeAha, config: Config) -> None:
     fake.seed(80)
-    run_tap(config)
+    run_tap(config, streams=IDEA_STREAMS)
     asked = {r.path.split("/")[4] for r in fake.requests if r.path.endswith("/endorsements")}
     with_votes = {i["id"] for i in fake.ideas() if i["endorsements_count"]}
     assert asked == with_votes
@@ -89,7 +89,7 @@ def test_votes_are_not_requested_for_ideas_without_any_vote(fake: FakeAha, confi
 
 
 def test_empty_account_reads_one_page_and_keeps_no_bookmark(fake: FakeAha, config: Config) -> None:
-    run = run_tap(config)
+    run = run_tap(config, streams=IDEA_STREAMS)
     assert run.records("ideas") == []
     assert fake.count() == 1
     assert run.bookmark() is None
@@ -97,7 +97,10 @@ def test_empty_account_reads_one_page_and_keeps_no_bookmark(fake: FakeAha, confi
 
 def test_filters_and_start_date_are_sent(fake: FakeAha, config: Config) -> None:
     fake.seed(20)
-    run_tap({**config, "ideas_workflow_status": "Shipped", "ideas_q": "export", "start_date": "2023-01-01"})
+    run_tap(
+        {**config, "ideas_workflow_status": "Shipped", "ideas_q": "export", "start_date": "2023-01-01"},
+        streams=IDEA_STREAMS,
+    )
     first = next(r for r in fake.requests if r.path == "/api/v1/ideas")
     assert first.query["workflow_status"] == "Shipped"
     assert first.query["q"] == "export"
@@ -118,7 +121,7 @@ def test_incremental_run_reads_only_changed_ideas_and_their_children(fake: FakeA
     new_idea = fake.add_idea(name="Brand new")
     fake.clear_requests()
 
-    second = run_tap(config, state=first.state)
+    second = run_tap(config, state=first.state, streams=IDEA_STREAMS)
 
     assert next(r for r in fake.requests if r.path == "/api/v1/ideas").query["updated_since"] == bookmark
     ties = {i["id"] for i in fake.ideas() if i["updated_at"] == bookmark}  # the filter is inclusive
@@ -177,7 +180,7 @@ def test_state_size_does_not_grow_with_the_number_of_ideas(config: Config) -> No
     for count in (100, 5_000):
         with FakeAha(rng_seed=count) as fake:
             fake.seed(count)
-            run = run_tap({**config, "api_url": fake.url})
+            run = run_tap({**config, "api_url": fake.url}, streams=IDEA_STREAMS)
             assert len(run.records("ideas")) == count
             largest[count] = max(len(json.dumps(state)) for state in run.states)
             final[count] = len(json.dumps(run.state))

@@ -1,0 +1,171 @@
+"""The records ideas point at, read account-wide: votes, organizations, idea users, portals, workspaces.
+
+The idea categories of each workspace too.
+
+Each is one paged listing (about one request per 200 records, never one per idea), read with the same
+drift-safe walk, limiter and retries as the ideas. The account's plan or the key's role may refuse any of
+them: such a stream is skipped with one warning and the run goes on (`optional_endpoint`).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk import StreamSchema
+
+from tap_aha.client import ChildStream, ListingStream
+from tap_aha.streams import EPOCH, SCHEMAS
+from tap_aha.timestamps import format_timestamp, normalize_timestamp
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context, Record
+
+
+class AccountStream(ListingStream):
+    """A listing of the account, filtered by `updated_since` from the bookmark where it has one."""
+
+    primary_keys = ("id",)
+    is_sorted = False  # no documented order: bookmark promoted at stream end, capped at the run's start
+    optional_endpoint = True
+    schema = StreamSchema(SCHEMAS)
+    list_fields: t.ClassVar[str | None] = None  # `fields=` when the default list item is not the full one
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Paging, the change window and the fields that make a list item the full record."""
+        params = super().get_url_params(context, next_page_token)
+        if self.list_fields:
+            params["fields"] = self.list_fields
+        return params
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The records changed since the bookmark (all of them for a full table)."""
+        for page in self.walk_pages(context, self.updated_since(context)):
+            yield from page
+
+    def updated_since(self, context: Context | None) -> str | None:
+        """The bookmark, or start_date, as `updated_since`; None (everything) for a full table."""
+        if not self.replication_key:
+            return None
+        start = self.get_starting_timestamp(context)
+        return format_timestamp(start) if start else None
+
+
+class IdeaVotesStream(AccountStream):
+    """Every vote of the account: portal votes (who voted) and proxy votes (for which organization)."""
+
+    name = "idea_votes"
+    path = "/ideas/endorsements"
+    root_key = "idea_endorsements"
+    replication_key = "updated_at"
+    string_fields = ("idea_id", "value")  # `value` is a decimal string such as "2.0"
+    schema = StreamSchema(SCHEMAS, key="idea_proxy_votes")  # the same vote record
+
+
+class IdeaOrganizationsStream(AccountStream):
+    """The customer organizations behind proxy votes, with their revenue (a decimal string)."""
+
+    name = "idea_organizations"
+    path = "/idea_organizations"
+    root_key = "idea_organizations"
+    replication_key = "updated_at"
+    string_fields = ("revenue",)
+    # List items are stubs (id, name, created_at, url, resource) unless the rest is named.
+    list_fields = (
+        "*,updated_at,description,endorsements_count,email_domains,revenue,custom_fields,"
+        "integration_fields,created_by_user"
+    )
+
+
+class IdeaUsersStream(AccountStream):
+    """The people who vote and comment in portals, with their organizations.
+
+    Records carry no `updated_at`, yet the listing takes `updated_since`: the bookmark is the moment, on
+    Aha!'s clock, this run's first request left, written once the whole listing was read, as
+    `{"replication_key": "updated_since", "replication_key_value": <that moment>}`.
+    """
+
+    name = "idea_users"
+    path = "/idea_users"
+    root_key = "idea_users"
+    replication_key = None
+    list_fields = "*,title,phone"  # named explicitly, or Aha! leaves them out
+    bookmark_key: t.ClassVar[str] = "updated_since"
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Never: a run sends only the users changed, and a new version would drop all the others."""
+        return False
+
+    def updated_since(self, context: Context | None) -> str | None:
+        """The later of the stored bookmark and start_date."""
+        stored = self.stream_state.get("replication_key_value")
+        values = [normalize_timestamp(stored)] if isinstance(stored, str) else []
+        if self.settings.start_date:
+            values.append(self.settings.start_date)
+        return max(values, default=None)
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The users changed since the bookmark; then the bookmark moves to this run's start.
+
+        Never back: Aha!'s `Date` counts whole seconds, so two runs in one second could otherwise go back.
+        """
+        since = self.updated_since(context)
+        yield from super().get_records(context)
+        self.stream_state.update(
+            replication_key=self.bookmark_key,
+            replication_key_value=max(since or EPOCH, self.server_start()),
+        )
+
+
+class IdeaPortalsStream(AccountStream):
+    """The account's ideas portals (few records): a full table."""
+
+    name = "idea_portals"
+    path = "/idea_portals"
+    root_key = "idea_portals"
+    replication_key = None
+
+
+class ProductsStream(AccountStream):
+    """Aha! workspaces (`products` in the API), which ideas carry as `product_id`: a full table.
+
+    List items have no `updated_at`, so there is nothing to bookmark on.
+    """
+
+    name = "products"
+    path = "/products"
+    root_key = "products"
+    replication_key = None
+
+    def get_child_context(self, record: Record, context: Context | None) -> Context:
+        """Idea categories are listed per workspace."""
+        return {"product_id": record["id"]}
+
+
+class IdeaCategoriesStream(ChildStream, AccountStream):
+    """The category tree (`parent_id`) of each workspace's ideas: a full table, one listing per workspace.
+
+    Synced through the workspaces listing whether or not `products` is selected.
+    """
+
+    name = "idea_categories"
+    path = "/products/{product_id}/idea_categories"
+    root_key = "idea_categories"
+    replication_key = None
+    parent_stream_type = ProductsStream
+
+    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        """Tie each category to its workspace with the workspace's string id."""
+        if context:
+            row["product_id"] = context["product_id"]
+        return super().post_process(row, context)
+
+
+COMPANION_TYPES: tuple[type[AccountStream], ...] = (
+    IdeaVotesStream,
+    IdeaOrganizationsStream,
+    IdeaUsersStream,
+    IdeaPortalsStream,
+    ProductsStream,
+    IdeaCategoriesStream,
+)
