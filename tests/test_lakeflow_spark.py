@@ -259,7 +259,9 @@ def test_a_continuous_query_picks_up_changes_while_it_runs(spark: SparkSession, 
         return ids(spark.table(f"continuous_{table}"))
 
     connector = LakeflowConnect(options)
-    first = {table: sorted(r["id"] for r in connector.read_table(table, None, {})[0]) for table in IDEA_TABLES}
+    first = {
+        table: sorted(r["id"] for r in connector.read_table(table, None, {})[0]) for table in IDEA_TABLES
+    }
     try:
         wait_for(lambda: all(sink(table) == first[table] for table in IDEA_TABLES))
         changed = change_every_table(fake)
