@@ -19,6 +19,7 @@ WALL_TARGET = 1.15  # tap wall time / rate-limit floor at latency
 CPU_TARGET = 3.0  # tap CPU time / bare loop CPU time at zero latency
 RSS_MARGIN = 0.10  # peak RSS at the large account within this share of the small one's
 STATE_MAX_BYTES = 1024
+STDERR_MAX_BYTES_PER_5000_IDEAS = 1_000_000  # default log level: no line per idea or per request
 STREAM_ORDER = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 
 
@@ -184,6 +185,9 @@ class Report:
         records = phase.tap.record_total
         bare_records = int(phase.bare_summary["records"])
         cpu_ratio = tap.cpu / bare.cpu
+        ideas = phase.tap.records.get("ideas", 0)
+        log_bytes = phase.tap.log.stat().st_size if phase.tap.log else 0
+        per_1000 = log_bytes * 1000 / max(ideas, 1)
         self.rows += [
             Row(
                 "records/s, zero latency",
@@ -208,6 +212,14 @@ class Report:
                 _x(cpu_ratio),
                 f"<= {CPU_TARGET:g}x bare",
                 cpu_ratio <= CPU_TARGET,
+            ),
+            Row(
+                f"stderr bytes per 1,000 ideas, default log level ({ideas:,}-idea run: {log_bytes:,} B)",
+                f"{per_1000:,.0f}",
+                "",
+                "",
+                f"< {STDERR_MAX_BYTES_PER_5000_IDEAS / 1e6:g} MB per 5,000 ideas",
+                per_1000 * 5 < STDERR_MAX_BYTES_PER_5000_IDEAS,
             ),
         ]
         parallel = self.args.parallel_requests or f"{AhaSettings.parallel_requests} (default)"

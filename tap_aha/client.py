@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import random
 import time
@@ -23,6 +24,7 @@ from singer_sdk.streams import RESTStream
 
 from tap_aha.errors import AhaAPIError, AuthError, NotFoundError
 from tap_aha.prefetch import Abandoned, Prefetcher
+from tap_aha.progress import Progress
 from tap_aha.ratelimit import RateLimiter
 from tap_aha.timestamps import format_timestamp
 
@@ -63,6 +65,7 @@ class AhaConnection:
     session: requests.Session = field(default_factory=requests.Session)
     limiter: RateLimiter = field(init=False)
     prefetcher: Prefetcher = field(init=False)
+    progress: Progress = field(init=False)
     started_at: str = field(default_factory=lambda: format_timestamp(dt.datetime.now(dt.UTC)))
 
     def __post_init__(self) -> None:
@@ -80,6 +83,11 @@ class AhaConnection:
             per_second=self.settings.requests_per_second,
         )
         self.prefetcher = Prefetcher(self.settings.parallel_requests)
+        self.progress = Progress(
+            per_minute=self.settings.requests_per_minute,
+            per_second=self.settings.requests_per_second,
+            logger=logging.getLogger("tap-aha.progress"),
+        )
 
 
 def payload_of(response: requests.Response) -> t.Any:
@@ -225,6 +233,7 @@ class AhaStream(RESTStream[int]):
                 if self.connection.prefetcher.abandoned():
                     raise Abandoned
                 self.connection.limiter.acquire()
+                self.connection.progress.request_sent()
                 try:
                     response = func(prepared, context)
                     _check_root(response, expected, want_list=want_list)

@@ -14,6 +14,7 @@ from singer_sdk.schema.source import SchemaDirectory
 from tap_aha import schemas
 from tap_aha.client import AhaStream, payload_of, records_of
 from tap_aha.errors import AhaAPIError, NotFoundError
+from tap_aha.progress import quiet_detail
 from tap_aha.timestamps import format_timestamp
 
 if t.TYPE_CHECKING:
@@ -102,7 +103,11 @@ class IdeasStream(AhaStream):
         """Yield each non-empty page whole, so a page's details and children can be fetched together."""
         payload = payload_of(response)
         pagination = payload.get("pagination")
-        self._walk.page(pagination.get("total_records") if isinstance(pagination, dict) else None)
+        total = pagination.get("total_records") if isinstance(pagination, dict) else None
+        self._walk.page(total)
+        if isinstance(total, int):
+            cap = self.settings.max_ideas
+            self.connection.progress.listed(total if cap is None else min(total, cap))
         if self._signpost is None:
             self._lower_signpost_to_server_clock(response)
         if records_of(response, self.root_key):
@@ -121,9 +126,17 @@ class IdeasStream(AhaStream):
             for child in self.child_streams
             if isinstance(child, IdeaChildStream) and (child.selected or child.has_selected_descendents)
         ]
-        for ideas in self.changed_idea_pages(format_timestamp(start) if start else None):
-            self.prefetch_children(ideas, children)
-            yield from ideas
+        progress = self.connection.progress
+        progress.start()
+        try:
+            for ideas in self.changed_idea_pages(format_timestamp(start) if start else None):
+                self.prefetch_children(ideas, children)
+                for idea in ideas:
+                    yield idea  # the SDK writes it and syncs its children before asking for the next
+                    progress.idea_done()
+                progress.report()
+        finally:
+            progress.stop()
         if not self.window_complete:
             self._hold_bookmark(context)
 
@@ -248,9 +261,10 @@ class IdeaChildStream(AhaStream):
     primary_keys = ("id",)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Remember whether this run's SCHEMA message went out."""
+        """Remember whether this run's SCHEMA message went out; per-idea INFO lines only at DEBUG."""
         super().__init__(*args, **kwargs)
         self._schema_sent = False
+        quiet_detail(self.logger)
 
     def _write_schema_message(self) -> None:
         """Send SCHEMA once per run, not once per idea: loaders flush or reset on each SCHEMA."""
