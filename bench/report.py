@@ -13,7 +13,7 @@ if t.TYPE_CHECKING:
     import argparse
 
     from bench.fakeproc import Audit
-    from bench.phases import LatencyPhase, MemoryPhase, ThroughputPhase
+    from bench.phases import FaultPhase, LatencyPhase, MemoryPhase, ThroughputPhase
 
 WALL_TARGET = 1.15  # tap wall time / rate-limit floor at latency
 CPU_TARGET = 3.0  # tap CPU time / bare loop CPU time at zero latency
@@ -72,6 +72,7 @@ class Report:
     latency: LatencyPhase | None
     throughput: ThroughputPhase | None
     memory: MemoryPhase | None
+    faults: FaultPhase | None
     formula: str
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -84,6 +85,8 @@ class Report:
             self._throughput_rows(self.throughput)
         if self.memory is not None:
             self._memory_rows(self.memory)
+        if self.faults is not None:
+            self._fault_rows(self.faults)
 
     @property
     def all_met(self) -> bool:
@@ -263,6 +266,31 @@ class Report:
             f"ideas, {large_run.record_total:,} at {large:,}. Peak RSS grows "
             f"{(large_mb - small_mb) * 1024 * 1024 / (large - small):,.0f} bytes per idea (the run keeps "
             "the ids it emitted, as ints, to emit each idea once when the listing shifts)."
+        )
+
+    def _fault_rows(self, phase: FaultPhase) -> None:
+        clean = phase.clean.measured.wall
+        where = f"{self.args.fault_ideas:,} ideas, {phase.scale.describe()}"
+        for measure, run in (
+            (f"wall, {self.args.fault_share:.0%} of requests failing once ({where})", phase.faulty),
+            (f"wall, one answer stalled {self.args.stall_seconds:g} s ({where})", phase.stalled),
+        ):
+            self.rows.append(
+                Row(
+                    measure,
+                    _s(run.measured.wall),
+                    f"clean run {_s(clean)}",
+                    _x(run.measured.wall / clean),
+                    f"<= {WALL_TARGET:g}x clean",
+                    run.measured.wall <= WALL_TARGET * clean and run.records == phase.clean.records,
+                )
+            )
+        audit = phase.faulty_audit
+        self.notes.append(
+            f"Fault phase: {audit.other_errors:,} of {audit.total:,} requests failed (5xx or reset) and were "
+            f"retried after the tap's own back-off (2 s, doubling); records of the clean, faulty and stalled "
+            f"runs: {_records(phase.faulty.records, phase.clean.records)}, stalled "
+            f"{'equal' if phase.stalled.records == phase.clean.records else 'DIFFERENT'}."
         )
 
 

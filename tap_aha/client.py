@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import os
 import random
-import time
 import typing as t
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -252,7 +251,7 @@ class AhaStream(RESTStream[int]):
                         raise self._gave_up(exc, failures) from None
                     wait = self._backoff(failures)
                     self._log_retry(exc, failures, wait)
-                    time.sleep(wait)
+                    self.connection.prefetcher.backoff(wait)
                 else:
                     return response
 

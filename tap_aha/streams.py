@@ -14,6 +14,7 @@ from singer_sdk.schema.source import SchemaDirectory
 from tap_aha import schemas
 from tap_aha.client import AhaStream, payload_of, records_of
 from tap_aha.errors import AhaAPIError, NotFoundError
+from tap_aha.prefetch import run_ahead
 from tap_aha.progress import quiet_detail
 from tap_aha.timestamps import format_timestamp
 
@@ -127,10 +128,16 @@ class IdeasStream(AhaStream):
             if isinstance(child, IdeaChildStream) and (child.selected or child.has_selected_descendents)
         ]
         progress = self.connection.progress
+        listing = self.changed_idea_pages(format_timestamp(start) if start else None)
+        pages: t.Iterator[list[dict[str, t.Any]]] = listing
+        if self.connection.prefetcher.enabled:
+            # A page of ideas' children may run ahead of the one the SDK waits for (a back-off holds only
+            # its own idea), and the next page is listed while this one is written.
+            self.connection.prefetcher.look_ahead(self.settings.page_size * len(children))
+            pages = run_ahead(listing, functools.partial(self.prefetch_children, children=children))
         progress.start()
         try:
-            for ideas in self.changed_idea_pages(format_timestamp(start) if start else None):
-                self.prefetch_children(ideas, children)
+            for ideas in pages:
                 for idea in ideas:
                     yield idea  # the SDK writes it and syncs its children before asking for the next
                     progress.idea_done()
@@ -140,7 +147,7 @@ class IdeasStream(AhaStream):
         if not self.window_complete:
             self._hold_bookmark(context)
 
-    def changed_idea_pages(self, since: str | None) -> t.Iterator[list[dict[str, t.Any]]]:
+    def changed_idea_pages(self, since: str | None) -> t.Generator[list[dict[str, t.Any]], None, None]:
         """Pages of full ideas updated since `since`, each idea once, however the listing shifts.
 
         While a walk saw the listing change under it, the listing is walked again (up to
@@ -152,40 +159,35 @@ class IdeasStream(AhaStream):
         self.window_complete = False
         given: set[int | str] = set()
         cap = self.settings.max_ideas
-        prefetcher = self.connection.prefetcher
-        try:
-            for walk_number in range(1, self.max_listing_passes + 1):
-                self._walk = _Walk()
-                for page in self.request_records(None):
-                    prefetcher.discard()  # the previous page's children were all taken by now
-                    items = page[self.root_key]
-                    self._walk.seen.update(_compact(item["id"]) for item in items)
-                    ideas = [idea for idea in self._complete(items) if _compact(idea["id"]) not in given]
-                    if cap is not None:
-                        ideas = ideas[: cap - len(given)]
-                    given.update(_compact(idea["id"]) for idea in ideas)
-                    yield ideas
-                    if cap is not None and len(given) >= cap:
-                        self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
-                        return
-                if not self._walk.shifted():
-                    self.window_complete = True
+        for walk_number in range(1, self.max_listing_passes + 1):
+            self._walk = _Walk()
+            for page in self.request_records(None):
+                items = page[self.root_key]
+                self._walk.seen.update(_compact(item["id"]) for item in items)
+                ideas = [idea for idea in self._complete(items) if _compact(idea["id"]) not in given]
+                if cap is not None:
+                    ideas = ideas[: cap - len(given)]
+                given.update(_compact(idea["id"]) for idea in ideas)
+                yield ideas
+                if cap is not None and len(given) >= cap:
+                    self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
                     return
-                self.logger.warning(
-                    "The ideas listing changed while it was read (walk %d: %d distinct of %s listed); "
-                    "reading it again so no idea is skipped.",
-                    walk_number, len(self._walk.seen), sorted(self._walk.totals),
-                )  # fmt: skip
-            # Ideas are being edited all the time. An idea missed by every one of these walks would need a
-            # shift at its page boundary during each of them; holding the window instead would make a busy
-            # account re-read everything on every run.
+            if not self._walk.shifted():
+                self.window_complete = True
+                return
             self.logger.warning(
-                "The ideas listing kept changing during %d walks; going on with the union of what they read.",
-                self.max_listing_passes,
-            )
-            self.window_complete = True
-        finally:
-            prefetcher.discard()
+                "The ideas listing changed while it was read (walk %d: %d distinct of %s listed); "
+                "reading it again so no idea is skipped.",
+                walk_number, len(self._walk.seen), sorted(self._walk.totals),
+            )  # fmt: skip
+        # Ideas are being edited all the time. An idea missed by every one of these walks would need a
+        # shift at its page boundary during each of them; holding the window instead would make a busy
+        # account re-read everything on every run.
+        self.logger.warning(
+            "The ideas listing kept changing during %d walks; going on with the union of what they read.",
+            self.max_listing_passes,
+        )
+        self.window_complete = True
 
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True
