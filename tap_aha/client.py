@@ -121,7 +121,10 @@ class AhaStream(RESTStream[int]):
 
     root_key: t.ClassVar[str]
     string_fields: t.ClassVar[tuple[str, ...]] = ()
-    backoff_base_seconds: t.ClassVar[float] = 2.0
+    # A blip costs half a second; 7 retries still wait about a minute in all. A 429 without Retry-After
+    # waits longer from the start: the account's window has to move on.
+    backoff_base_seconds: t.ClassVar[float] = 0.5
+    rate_limit_backoff_seconds: t.ClassVar[float] = 2.0
     max_backoff_seconds: t.ClassVar[float] = 60.0
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
@@ -242,14 +245,14 @@ class AhaStream(RESTStream[int]):
                         raise self._gave_up(exc, rate_limited) from None
                     wait = exc.retry_after
                     if wait is None:
-                        wait = self._backoff(rate_limited)
+                        wait = self._backoff(rate_limited, self.rate_limit_backoff_seconds)
                     self.connection.limiter.pause(wait)
                     self._log_retry(exc, rate_limited, wait)
                 except _TRANSIENT as exc:
                     failures += 1
                     if failures > self.settings.max_retries:
                         raise self._gave_up(exc, failures) from None
-                    wait = self._backoff(failures)
+                    wait = self._backoff(failures, self.backoff_base_seconds)
                     self._log_retry(exc, failures, wait)
                     self.connection.prefetcher.backoff(wait)
                 else:
@@ -257,8 +260,8 @@ class AhaStream(RESTStream[int]):
 
         return send
 
-    def _backoff(self, attempt: int) -> float:
-        base = min(self.max_backoff_seconds, self.backoff_base_seconds * 2.0 ** (attempt - 1))
+    def _backoff(self, attempt: int, first: float) -> float:
+        base = min(self.max_backoff_seconds, first * 2.0 ** (attempt - 1))
         return base + random.uniform(0, base / 4)  # noqa: S311 - jitter, not cryptography
 
     def _log_retry(self, exc: Exception, attempt: int, wait: float) -> None:

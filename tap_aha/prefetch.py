@@ -48,7 +48,7 @@ class Prefetcher:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._alive = 0
         self._sleeping = 0  # workers waiting out a retry's back-off, which hold no slot meanwhile
-        self._slots = threading.Semaphore(workers)  # requests in flight from workers
+        self._slots = _Slots(workers)  # requests in flight from workers
         self._lock = threading.Lock()
         # Guards the planned and running fetches: one thread plans them, another takes them.
         self._plans = threading.RLock()
@@ -137,7 +137,7 @@ class Prefetcher:
         try:
             time.sleep(seconds)
         finally:
-            self._slots.acquire()
+            self._slots.acquire(first=True)
             with self._lock:
                 self._sleeping -= 1
 
@@ -166,8 +166,11 @@ class Prefetcher:
                 continue
             if future.set_running_or_notify_cancel():
                 _worker.generation = generation
-                with self._slots:
+                self._slots.acquire()
+                try:
                     self._run(future, fetch, generation)
+                finally:
+                    self._slots.release()
                 _worker.generation = None
 
     def _run(self, future: Future[t.Any], fetch: Callable[[], t.Any], generation: int) -> None:
@@ -185,14 +188,49 @@ class Prefetcher:
             future.set_exception(exc)
 
 
-def run_ahead(items: Generator[T, None, None], prepare: Callable[[T], None]) -> Generator[T, None, None]:
-    """`items`, produced in a thread one item ahead of the consumer, each `prepare`d as soon as it is made.
+class _Slots:
+    """A counting semaphore served in order of arrival; `first` callers go before the rest.
 
-    The ideas stream lists its next page (and plans that page's children) while the current page is still
-    being written. Errors reach the consumer in order; a consumer that stops early stops the producer after
-    the item it is making.
+    A retry back from its back-off is `first`: everyone downstream may be waiting for it. A plain
+    semaphore wakes an arbitrary waiter: with many queued fetches, the one the SDK waits for could
+    wait for seconds behind later ones.
     """
-    handoff: queue.Queue[tuple[bool, t.Any]] = queue.Queue(maxsize=1)
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, *, first: bool = False) -> None:
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            if first:
+                self._waiting.appendleft(turn)
+            else:
+                self._waiting.append(turn)
+        turn.wait()  # the releasing thread hands its slot over
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._free += 1
+
+
+def run_ahead(
+    items: Generator[T, None, None], prepare: Callable[[T], None], *, ahead: int = 1
+) -> Generator[T, None, None]:
+    """`items`, made in a thread ahead of the consumer, each `prepare`d as soon as it is made.
+
+    The ideas stream lists its next pages (and plans their children) while the current page is still
+    being written. At most `ahead` items wait for the consumer, and one more is being made. Errors reach
+    the consumer in order; a consumer that stops early stops the producer after the item it is making.
+    """
+    handoff: queue.Queue[tuple[bool, t.Any]] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
     def offer(entry: tuple[bool, t.Any]) -> bool:

@@ -75,6 +75,7 @@ class IdeasStream(AhaStream):
     string_fields = ("product_id",)
     schema = StreamSchema(SCHEMAS)
     max_listing_passes = 4
+    look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Per-run listing state."""
@@ -131,10 +132,13 @@ class IdeasStream(AhaStream):
         listing = self.changed_idea_pages(format_timestamp(start) if start else None)
         pages: t.Iterator[list[dict[str, t.Any]]] = listing
         if self.connection.prefetcher.enabled:
-            # A page of ideas' children may run ahead of the one the SDK waits for (a back-off holds only
-            # its own idea), and the next page is listed while this one is written.
-            self.connection.prefetcher.look_ahead(self.settings.page_size * len(children))
-            pages = run_ahead(listing, functools.partial(self.prefetch_children, children=children))
+            # The children of the next pages' ideas may be fetched ahead of the one the SDK waits for (a
+            # back-off or a slow answer holds only its own idea), and those pages are listed meanwhile.
+            ahead = self.look_ahead_pages
+            self.connection.prefetcher.look_ahead(ahead * self.settings.page_size * len(children))
+            pages = run_ahead(
+                listing, functools.partial(self.prefetch_children, children=children), ahead=ahead
+            )
         progress.start()
         try:
             for ideas in pages:

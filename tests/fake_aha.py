@@ -436,6 +436,7 @@ class FakeAha:
         self.fault_share = 0.0  # share of requests answered with one of RANDOM_FAULTS (the benchmark's)
         self.slow_seconds = SLOW_SECONDS  # how long the "slow" fault holds its answer
         self._fault_rng = random.Random(rng_seed + 1)  # noqa: S311 - apart from the data's, reproducible
+        self._failed_once: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         self._lock = threading.RLock()
         self._log_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -559,10 +560,15 @@ class FakeAha:
                     return fault
         return None
 
-    def _random_fault(self, sub_path: str) -> _Fault | None:
+    def _random_fault(self, sub_path: str, query: dict[str, str]) -> _Fault | None:
+        """One of RANDOM_FAULTS for `fault_share` of the requests; one that failed once then succeeds."""
+        key = (sub_path, tuple(sorted(query.items())))
         with self._log_lock:
-            if self.fault_share <= 0 or self._fault_rng.random() >= self.fault_share:
+            if self.fault_share <= 0 or key in self._failed_once:
                 return None
+            if self._fault_rng.random() >= self.fault_share:
+                return None
+            self._failed_once.add(key)
             return _Fault(self._fault_rng.choice(RANDOM_FAULTS), sub_path, 1, None)
 
     # ------------------------------------------------------------------ catalogue
@@ -1291,7 +1297,7 @@ class FakeAha:
         log: RequestLog,
     ) -> _Response:
         sub = path[len(API_PREFIX) :] if path == API_PREFIX or path.startswith(API_PREFIX + "/") else None
-        fault = (self._take_fault(sub) or self._random_fault(sub)) if sub is not None else None
+        fault = (self._take_fault(sub) or self._random_fault(sub, query)) if sub is not None else None
         truncate = False
         if fault is not None:
             log.fault = fault.kind
