@@ -288,7 +288,7 @@ class Report:
         audit = phase.faulty_audit
         self.notes.append(
             f"Fault phase: {audit.other_errors:,} of {audit.total:,} requests failed (5xx or reset) and were "
-            f"retried after the tap's own back-off (2 s, doubling); records of the clean, faulty and stalled "
+            f"retried after the tap's own back-off (0.5 s, doubling); records of the clean, faulty and stalled "
             f"runs: {_records(phase.faulty.records, phase.clean.records)}, stalled "
             f"{'equal' if phase.stalled.records == phase.clean.records else 'DIFFERENT'}."
         )
