@@ -8,7 +8,15 @@ import tempfile
 from pathlib import Path
 
 from bench.floor import FORMULA
-from bench.phases import Bench, header, latency_phase, memory_phase, parse_args, throughput_phase
+from bench.phases import (
+    Bench,
+    fault_phase,
+    header,
+    latency_phase,
+    memory_phase,
+    parse_args,
+    throughput_phase,
+)
 from bench.report import Report
 
 
@@ -23,10 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         latency = None if args.skip_latency else latency_phase(bench)
         throughput = None if args.skip_throughput else throughput_phase(bench)
         memory = None if args.skip_memory else memory_phase(bench)
+        faults = None if args.skip_faults else fault_phase(bench)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    report = Report(args=args, latency=latency, throughput=throughput, memory=memory, formula=FORMULA)
+    report = Report(
+        args=args, latency=latency, throughput=throughput, memory=memory, faults=faults, formula=FORMULA
+    )
     kept = (
         f"Configs, Singer output and tap logs: {workdir}"
         if args.workdir

@@ -41,6 +41,8 @@ class FakeOptions:
     comment_share: float = 0.30
     description_chars: int = 600
     api_key: str = "bench-key"
+    fault_share: float = 0.0  # share of requests failing once (a 5xx or a reset)
+    stall: float = 0.0  # seconds one child request (comments of the idea listed mid-run) is held
 
 
 @dataclass
@@ -228,6 +230,11 @@ def _serve(conn: Connection, options: FakeOptions) -> None:
         comment_share=options.comment_share,
         description_chars=options.description_chars,
     )
+    fake.fault_share = options.fault_share
+    if options.stall:
+        fake.slow_seconds = options.stall
+        stalled = sorted(fake.idea_ids())[len(fake.idea_ids()) // 2]  # listed mid-run
+        fake.inject("slow", path_prefix=f"/ideas/{stalled}/comments")
     fake.start()
     conn.send(("ok", fake.url))
     try:

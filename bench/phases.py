@@ -114,6 +114,17 @@ class ThroughputPhase:
 
 
 @dataclass
+class FaultPhase:
+    """The same full run clean, with a share of requests failing once, and with one stalled answer."""
+
+    scale: Scale
+    clean: TapRun
+    faulty: TapRun
+    faulty_audit: Audit
+    stalled: TapRun
+
+
+@dataclass
 class MemoryPhase:
     """Full runs at zero latency for a few account sizes."""
 
@@ -161,6 +172,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--skip-latency", action="store_true", help="skip the request and wall-time phase")
     add("--skip-throughput", action="store_true", help="skip the zero-latency CPU phase")
     add("--skip-memory", action="store_true", help="skip the memory phase")
+    add("--skip-faults", action="store_true", help="skip the fault and stalled-answer phase")
+    add("--fault-ideas", type=int, default=1000, help="ideas in the account of the fault phase")
+    add("--fault-scale", type=float, default=10.0, help="k of the fault phase (10: 40 ms, 3,000/min, 150/s)")
+    add("--fault-share", type=float, default=0.05, help="share of requests failing once (5xx or reset)")
+    add("--stall-seconds", type=float, default=10.0, help="how long the one stalled answer is held")
     add("--workdir", type=Path, default=None, help="keep configs, Singer output and logs here")
     return parser.parse_args(argv)
 
@@ -262,6 +278,25 @@ def limiter_cost(workdir: Path, requests: int = 5000, kept: int = 300) -> float:
     for _ in range(requests):
         limiter.acquire()
     return (time.perf_counter() - started) / requests
+
+
+def fault_phase(bench: Bench) -> FaultPhase:
+    """A clean full run, then the same with failing requests, then with one stalled answer."""
+    args = bench.args
+    scale = Scale.of(args, args.fault_scale)
+    variants: dict[str, dict[str, float]] = {
+        "clean": {},
+        "faulty": {"fault_share": args.fault_share},
+        "stalled": {"stall": args.stall_seconds},
+    }
+    runs: dict[str, TapRun] = {}
+    audits: dict[str, Audit] = {}
+    for name, serve in variants.items():
+        with FakeProcess(_options(args, args.fault_ideas, **_serve(scale), **serve)) as fake:
+            _progress(f"{name} run: {args.fault_ideas:,} ideas at {scale.describe()} {serve or ''}")
+            runs[name] = bench.run(f"faults-{name}", _config(args, fake, scale.per_minute, scale.per_second))
+            audits[name] = fake.audit(None, bench.streams)
+    return FaultPhase(scale, runs["clean"], runs["faulty"], audits["faulty"], runs["stalled"])
 
 
 def memory_phase(bench: Bench) -> MemoryPhase:

@@ -13,13 +13,14 @@ if t.TYPE_CHECKING:
     import argparse
 
     from bench.fakeproc import Audit
-    from bench.phases import LatencyPhase, MemoryPhase, ThroughputPhase
+    from bench.phases import FaultPhase, LatencyPhase, MemoryPhase, ThroughputPhase
 
 WALL_TARGET = 1.15  # tap wall time / rate-limit floor at latency
 CPU_TARGET = 3.0  # tap CPU time / bare loop CPU time at zero latency
 LIMITER_TARGET = 0.001  # seconds one request may spend in the shared rate limiter (when it need not wait)
 RSS_MARGIN = 0.10  # peak RSS at the large account within this share of the small one's
 STATE_MAX_BYTES = 1024
+STDERR_MAX_BYTES_PER_5000_IDEAS = 1_000_000  # default log level: no line per idea or per request
 STREAM_ORDER = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 
 
@@ -72,6 +73,7 @@ class Report:
     latency: LatencyPhase | None
     throughput: ThroughputPhase | None
     memory: MemoryPhase | None
+    faults: FaultPhase | None
     formula: str
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -84,6 +86,8 @@ class Report:
             self._throughput_rows(self.throughput)
         if self.memory is not None:
             self._memory_rows(self.memory)
+        if self.faults is not None:
+            self._fault_rows(self.faults)
 
     @property
     def all_met(self) -> bool:
@@ -185,6 +189,9 @@ class Report:
         records = phase.tap.record_total
         bare_records = int(phase.bare_summary["records"])
         cpu_ratio = tap.cpu / bare.cpu
+        ideas = phase.tap.records.get("ideas", 0)
+        log_bytes = phase.tap.log.stat().st_size if phase.tap.log else 0
+        per_1000 = log_bytes * 1000 / max(ideas, 1)
         self.rows += [
             Row(
                 "records/s, zero latency",
@@ -217,6 +224,14 @@ class Report:
                 "",
                 f"< {LIMITER_TARGET * 1000:g} ms",
                 phase.limiter_seconds < LIMITER_TARGET,
+            ),
+            Row(
+                f"stderr bytes per 1,000 ideas, default log level ({ideas:,}-idea run: {log_bytes:,} B)",
+                f"{per_1000:,.0f}",
+                "",
+                "",
+                f"< {STDERR_MAX_BYTES_PER_5000_IDEAS / 1e6:g} MB per 5,000 ideas",
+                per_1000 * 5 < STDERR_MAX_BYTES_PER_5000_IDEAS,
             ),
         ]
         parallel = self.args.parallel_requests or f"{AhaSettings.parallel_requests} (default)"
@@ -260,6 +275,31 @@ class Report:
             f"ideas, {large_run.record_total:,} at {large:,}. Peak RSS grows "
             f"{(large_mb - small_mb) * 1024 * 1024 / (large - small):,.0f} bytes per idea (the run keeps "
             "the ids it emitted, as ints, to emit each idea once when the listing shifts)."
+        )
+
+    def _fault_rows(self, phase: FaultPhase) -> None:
+        clean = phase.clean.measured.wall
+        where = f"{self.args.fault_ideas:,} ideas, {phase.scale.describe()}"
+        for measure, run in (
+            (f"wall, {self.args.fault_share:.0%} of requests failing once ({where})", phase.faulty),
+            (f"wall, one answer stalled {self.args.stall_seconds:g} s ({where})", phase.stalled),
+        ):
+            self.rows.append(
+                Row(
+                    measure,
+                    _s(run.measured.wall),
+                    f"clean run {_s(clean)}",
+                    _x(run.measured.wall / clean),
+                    f"<= {WALL_TARGET:g}x clean",
+                    run.measured.wall <= WALL_TARGET * clean and run.records == phase.clean.records,
+                )
+            )
+        audit = phase.faulty_audit
+        self.notes.append(
+            f"Fault phase: {audit.other_errors:,} of {audit.total:,} requests failed (5xx or reset) and were "
+            "retried after the tap's own back-off (0.5 s, doubling); records of the clean, faulty and "
+            f"stalled runs: {_records(phase.faulty.records, phase.clean.records)}, stalled "
+            f"{'equal' if phase.stalled.records == phase.clean.records else 'DIFFERENT'}."
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import random
 import time
@@ -24,6 +25,7 @@ from singer_sdk.streams import RESTStream
 
 from tap_aha.errors import AhaAPIError, AuthError, EndpointRefusedError, NotFoundError
 from tap_aha.prefetch import Abandoned, Prefetcher
+from tap_aha.progress import Progress
 from tap_aha.ratelimit import RateLimiter
 from tap_aha.timestamps import format_timestamp
 
@@ -66,6 +68,7 @@ class AhaConnection:
     session: requests.Session = field(default_factory=requests.Session)
     limiter: RateLimiter = field(init=False)
     prefetcher: Prefetcher = field(init=False)
+    progress: Progress = field(init=False)
     started_at: str = field(default_factory=lambda: format_timestamp(dt.datetime.now(dt.UTC)))
 
     def __post_init__(self) -> None:
@@ -84,6 +87,11 @@ class AhaConnection:
             api_url=self.settings.api_url,
         )
         self.prefetcher = Prefetcher(self.settings.parallel_requests)
+        self.progress = Progress(
+            per_minute=self.settings.requests_per_minute,
+            per_second=self.settings.requests_per_second,
+            logger=logging.getLogger("tap-aha.progress"),
+        )
 
 
 def payload_of(response: requests.Response) -> t.Any:
@@ -124,7 +132,10 @@ class AhaStream(RESTStream[int]):
     # Aha! classes whose destroy audits are deletes of this stream's records (tap_aha.deletes reads them);
     # a stream with an `idea_id` column gets the audit's associated idea in its tombstones.
     delete_audit_types: t.ClassVar[tuple[str, ...]] = ()
-    backoff_base_seconds: t.ClassVar[float] = 2.0
+    # A blip costs half a second; 7 retries still wait about a minute in all. A 429 without Retry-After
+    # waits longer from the start: the account's window has to move on.
+    backoff_base_seconds: t.ClassVar[float] = 0.5
+    rate_limit_backoff_seconds: t.ClassVar[float] = 2.0
     max_backoff_seconds: t.ClassVar[float] = 60.0
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
@@ -281,6 +292,7 @@ class AhaStream(RESTStream[int]):
                 if self.connection.prefetcher.abandoned():
                     raise Abandoned
                 self.connection.limiter.acquire()
+                self.connection.progress.request_sent()
                 try:
                     response = func(prepared, context)
                     _check_root(response, expected, want_list=want_list)
@@ -288,7 +300,7 @@ class AhaStream(RESTStream[int]):
                     rate_limited += 1
                     wait = exc.retry_after
                     if wait is None:
-                        wait = self._backoff(rate_limited)
+                        wait = self._backoff(rate_limited, self.rate_limit_backoff_seconds)
                     now = time.monotonic()
                     first_429 = first_429 or now
                     if now - first_429 + wait > self.settings.max_rate_limit_wait:
@@ -299,16 +311,16 @@ class AhaStream(RESTStream[int]):
                     failures += 1
                     if failures > self.settings.max_retries:
                         raise self._gave_up(exc, failures) from None
-                    wait = self._backoff(failures)
+                    wait = self._backoff(failures, self.backoff_base_seconds)
                     self._log_retry(exc, failures, wait)
-                    time.sleep(wait)
+                    self.connection.prefetcher.backoff(wait)
                 else:
                     return response
 
         return send
 
-    def _backoff(self, attempt: int) -> float:
-        base = min(self.max_backoff_seconds, self.backoff_base_seconds * 2.0 ** (attempt - 1))
+    def _backoff(self, attempt: int, first: float) -> float:
+        base = min(self.max_backoff_seconds, first * 2.0 ** (attempt - 1))
         return base + random.uniform(0, base / 4)  # noqa: S311 - jitter, not cryptography
 
     def _log_retry(self, exc: Exception, attempt: int, wait: float) -> None:

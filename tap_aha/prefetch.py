@@ -1,11 +1,15 @@
-"""Bounded concurrency for a sequential SDK: fetch the children of ideas a little ahead of time.
+"""Bounded concurrency for a sequential SDK: fetch the children of ideas ahead of time.
 
 The SDK syncs each idea's children one request after another, so at Aha!'s latency a run would use a
-fraction of its rate limit. The ideas stream plans each child request of a page here; a few of them run
-ahead in worker threads and the child streams take the results in the SDK's usual order. Every request still
+fraction of its rate limit. The ideas stream plans each child request here; up to a window of them run ahead
+in worker threads and the child streams take the results in the SDK's usual order. Every request still
 passes the shared rate limiter and nothing is written from a worker, so Singer output and state are exactly
 as without it. Workers are daemon threads that exit when idle: an abandoned run neither waits for them nor
 keeps sending more than a window of requests.
+
+A request that waits (a back-off, a slow answer) holds only its own idea: the window goes on filling behind
+it, and `run_ahead` lists the next page of ideas while the current one is still being written, so the
+workers always have a page of ideas to fetch for.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from __future__ import annotations
 import functools
 import queue
 import threading
+import time
 import typing as t
 from collections import deque
 from concurrent.futures import Future
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Generator, Iterable
 
 Row = dict[str, t.Any]
 Rows = list[Row]
@@ -26,6 +31,7 @@ Key = tuple[str, str]
 _Job = tuple["Future[t.Any]", "Callable[[], t.Any]", int]
 IDLE_SECONDS = 2.0
 _worker = threading.local()
+T = t.TypeVar("T")
 
 
 class Abandoned(Exception):
@@ -41,7 +47,11 @@ class Prefetcher:
         self._window = 2 * workers
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._alive = 0
+        self._sleeping = 0  # workers waiting out a retry's back-off, which hold no slot meanwhile
+        self._slots = _Slots(workers)  # requests in flight from workers
         self._lock = threading.Lock()
+        # Guards the planned and running fetches: one thread plans them, another takes them.
+        self._plans = threading.RLock()
         self._planned: deque[tuple[Key, Callable[[], Rows]]] = deque()
         self._running: dict[Key, Future[Rows]] = {}
         self._failed = threading.Event()
@@ -59,31 +69,40 @@ class Prefetcher:
         futures = [self._start(functools.partial(func, item)) for item in items]
         return [future.result() for future in futures]
 
+    def look_ahead(self, fetches: int) -> None:
+        """Let up to `fetches` fetches run ahead of the one the consumer waits for (at least 2 per worker)."""
+        with self._plans:
+            self._window = max(2 * self._workers, fetches)
+            self._top_up()
+
     def plan(self, key: Key, fetch: Callable[[], Rows]) -> None:
         """Queue one idea's fetch for one child stream; it starts once the window has room."""
-        self._planned.append((key, fetch))
-        self._top_up()
+        with self._plans:
+            self._planned.append((key, fetch))
+            self._top_up()
 
     def take(self, key: Key) -> Rows | None:
         """The fetched records (re-raising the fetch's error), or None if nothing was planned for `key`."""
-        future = self._running.pop(key, None)
-        if future is None:
-            fetch = self._unplan(key)
-            return None if fetch is None else fetch()
-        self._top_up()
-        return future.result()
+        with self._plans:
+            future = self._running.pop(key, None)
+            fetch = self._unplan(key) if future is None else None
+            self._top_up()
+        if future is not None:
+            return future.result()
+        return None if fetch is None else fetch()
 
     def discard(self) -> None:
         """Forget fetches nobody will take (filtered ideas, an aborted run); cancel those not started.
 
         Fetches under way finish their current request, then stop instead of retrying (`abandoned`).
         """
-        self._generation += 1
-        self._failed.clear()
-        self._planned.clear()
-        for future in self._running.values():
-            future.cancel()
-        self._running.clear()
+        with self._plans:
+            self._generation += 1
+            self._failed.clear()
+            self._planned.clear()
+            for future in self._running.values():
+                future.cancel()
+            self._running.clear()
 
     def abandoned(self) -> bool:
         """True in a worker whose fetch was discarded: its retries would serve nobody."""
@@ -102,14 +121,38 @@ class Prefetcher:
             key, fetch = self._planned.popleft()
             self._running[key] = self._start(fetch)
 
+    def backoff(self, seconds: float) -> None:
+        """Wait out a retry's back-off; a worker gives up its slot meanwhile, so the others fetch on.
+
+        Without this, a few requests backing off at once would idle the whole pool: at 5% failures and
+        2-second back-offs most workers would be asleep.
+        """
+        if getattr(_worker, "generation", None) is None:
+            time.sleep(seconds)
+            return
+        with self._lock:
+            self._sleeping += 1
+            self._spawn()
+        self._slots.release()
+        try:
+            time.sleep(seconds)
+        finally:
+            self._slots.acquire(first=True)
+            with self._lock:
+                self._sleeping -= 1
+
     def _start(self, fetch: Callable[[], t.Any]) -> Future[t.Any]:
         future: Future[t.Any] = Future()
         self._jobs.put((future, fetch, self._generation))
         with self._lock:
-            if self._alive < self._workers:
-                self._alive += 1
-                threading.Thread(target=self._work, name="tap-aha-prefetch", daemon=True).start()
+            self._spawn()
         return future
+
+    def _spawn(self) -> None:
+        """A worker more, unless `workers` of them are already awake (call with the lock held)."""
+        if self._alive < self._workers + self._sleeping:
+            self._alive += 1
+            threading.Thread(target=self._work, name="tap-aha-prefetch", daemon=True).start()
 
     def _work(self) -> None:
         while True:
@@ -123,7 +166,11 @@ class Prefetcher:
                 continue
             if future.set_running_or_notify_cancel():
                 _worker.generation = generation
-                self._run(future, fetch, generation)
+                self._slots.acquire()
+                try:
+                    self._run(future, fetch, generation)
+                finally:
+                    self._slots.release()
                 _worker.generation = None
 
     def _run(self, future: Future[t.Any], fetch: Callable[[], t.Any], generation: int) -> None:
@@ -139,3 +186,84 @@ class Prefetcher:
             if generation == self._generation:  # a discarded fetch's failure concerns nobody
                 self._failed.set()
             future.set_exception(exc)
+
+
+class _Slots:
+    """A counting semaphore served in order of arrival; `first` callers go before the rest.
+
+    A retry back from its back-off is `first`: everyone downstream may be waiting for it. A plain
+    semaphore wakes an arbitrary waiter: with many queued fetches, the one the SDK waits for could
+    wait for seconds behind later ones.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, *, first: bool = False) -> None:
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            if first:
+                self._waiting.appendleft(turn)
+            else:
+                self._waiting.append(turn)
+        turn.wait()  # the releasing thread hands its slot over
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._free += 1
+
+
+def run_ahead(
+    items: Generator[T, None, None], prepare: Callable[[T], None], *, ahead: int = 1
+) -> Generator[T, None, None]:
+    """`items`, made in a thread ahead of the consumer, each `prepare`d as soon as it is made.
+
+    The ideas stream lists its next pages (and plans their children) while the current page is still
+    being written. At most `ahead` items wait for the consumer, and one more is being made. Errors reach
+    the consumer in order; a consumer that stops early stops the producer after the item it is making.
+    """
+    handoff: queue.Queue[tuple[bool, t.Any]] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def offer(entry: tuple[bool, t.Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                prepare(item)
+                if not offer((True, item)):
+                    break
+            else:
+                offer((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer((False, exc))
+        finally:
+            if stop.is_set():
+                items.close()
+
+    threading.Thread(target=produce, name="tap-aha-listing", daemon=True).start()
+    try:
+        while True:
+            more, value = handoff.get()
+            if not more:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()

@@ -35,7 +35,7 @@ class AhaSettings:
     requests_per_minute: int = 300
     requests_per_second: int = 15
     request_timeout: float = 60.0
-    max_retries: int = 5
+    max_retries: int = 7
     max_rate_limit_wait: float = 900.0
     parallel_requests: int = 8
     include_spam_portal_comments: bool = False

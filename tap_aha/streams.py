@@ -11,6 +11,8 @@ from singer_sdk.schema.source import SchemaDirectory
 from tap_aha import schemas
 from tap_aha.client import ChildStream, ListingStream
 from tap_aha.errors import AhaAPIError, NotFoundError
+from tap_aha.prefetch import run_ahead
+from tap_aha.progress import quiet_detail
 from tap_aha.timestamps import format_timestamp
 
 if t.TYPE_CHECKING:
@@ -45,6 +47,7 @@ class IdeasStream(ListingStream):
     string_fields = ("product_id",)
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Ideas::Idea",)
+    look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Whether this run read its window to the end."""
@@ -74,13 +77,30 @@ class IdeasStream(ListingStream):
             for child in self.child_streams
             if isinstance(child, IdeaChildStream) and (child.selected or child.has_selected_descendents)
         ]
-        for ideas in self.changed_idea_pages(format_timestamp(start) if start else None):
-            self.prefetch_children(ideas, children)
-            yield from ideas
+        progress = self.connection.progress
+        listing = self.changed_idea_pages(format_timestamp(start) if start else None)
+        pages: t.Iterator[list[dict[str, t.Any]]] = listing
+        if self.connection.prefetcher.enabled:
+            # The children of the next pages' ideas may be fetched ahead of the one the SDK waits for (a
+            # back-off or a slow answer holds only its own idea), and those pages are listed meanwhile.
+            ahead = self.look_ahead_pages
+            self.connection.prefetcher.look_ahead(ahead * self.settings.page_size * len(children))
+            pages = run_ahead(
+                listing, functools.partial(self.prefetch_children, children=children), ahead=ahead
+            )
+        progress.start()
+        try:
+            for ideas in pages:
+                for idea in ideas:
+                    yield idea  # the SDK writes it and syncs its children before asking for the next
+                    progress.idea_done()
+                progress.report()
+        finally:
+            progress.stop()
         if not self.window_complete:
             self._hold_bookmark(context)
 
-    def changed_idea_pages(self, since: str | None) -> t.Iterator[list[dict[str, t.Any]]]:
+    def changed_idea_pages(self, since: str | None) -> t.Generator[list[dict[str, t.Any]], None, None]:
         """Pages of full ideas updated since `since`, each idea once, however the listing shifts.
 
         `window_complete` tells afterwards whether the window was read to its end (False when `max_ideas`
@@ -89,21 +109,19 @@ class IdeasStream(ListingStream):
         self.window_complete = False
         taken = 0
         cap = self.settings.max_ideas
-        prefetcher = self.connection.prefetcher
-        try:
-            for items in self.walk_pages(None, since):
-                prefetcher.discard()  # the previous page's children were all taken by now
-                ideas = self._complete(items)
-                if cap is not None:
-                    ideas = ideas[: cap - taken]
-                taken += len(ideas)
-                yield ideas
-                if cap is not None and taken >= cap:
-                    self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
-                    return
-            self.window_complete = True
-        finally:
-            prefetcher.discard()
+        progress = self.connection.progress
+        for items in self.walk_pages(None, since):
+            if self._walk.last_total:
+                progress.listed(self._walk.last_total if cap is None else min(self._walk.last_total, cap))
+            ideas = self._complete(items)
+            if cap is not None:
+                ideas = ideas[: cap - taken]
+            taken += len(ideas)
+            yield ideas
+            if cap is not None and taken >= cap:
+                self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
+                return
+        self.window_complete = True
 
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True
@@ -161,6 +179,11 @@ class IdeaChildStream(ChildStream):
 
     parent_stream_type = IdeasStream
     primary_keys = ("id",)
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Per-idea INFO lines only at DEBUG."""
+        super().__init__(*args, **kwargs)
+        quiet_detail(self.logger)
 
     def wants(self, context: Context) -> bool:
         """Whether this idea can have records here at all (no request when it cannot)."""

@@ -163,3 +163,4 @@ def config(fake: FakeAha) -> dict[str, t.Any]:
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process runs retry after milliseconds instead of seconds."""
     monkeypatch.setattr(AhaStream, "backoff_base_seconds", 0.01)
+    monkeypatch.setattr(AhaStream, "rate_limit_backoff_seconds", 0.01)

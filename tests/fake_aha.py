@@ -62,6 +62,7 @@ DEFAULT_MINUTE_LIMIT = 300
 SLOW_SECONDS = 5.0
 FORBIDDEN_KEY = "forbidden-key"
 ORDERS = ("created_desc", "updated_desc", "updated_asc", "id")
+RANDOM_FAULTS = ("500", "502", "503", "reset")  # what a request fails with at random (`fault_share`)
 FAULTS = frozenset(
     {
         "429",
@@ -445,6 +446,10 @@ class FakeAha:
         self.errors: list[str] = []  # tracebacks of fake bugs / hook failures (answered 500)
         self._limiter = _RateLimiter(rate_limit_per_minute, rate_limit_per_second)
         self._faults: list[_Fault] = []
+        self.fault_share = 0.0  # share of requests answered with one of RANDOM_FAULTS (the benchmark's)
+        self.slow_seconds = SLOW_SECONDS  # how long the "slow" fault holds its answer
+        self._fault_rng = random.Random(rng_seed + 1)  # noqa: S311 - apart from the data's, reproducible
+        self._failed_once: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         self._lock = threading.RLock()
         self._log_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -582,6 +587,17 @@ class FakeAha:
                         self._faults.remove(fault)
                     return fault
         return None
+
+    def _random_fault(self, sub_path: str, query: dict[str, str]) -> _Fault | None:
+        """One of RANDOM_FAULTS for `fault_share` of the requests; one that failed once then succeeds."""
+        key = (sub_path, tuple(sorted(query.items())))
+        with self._log_lock:
+            if self.fault_share <= 0 or key in self._failed_once:
+                return None
+            if self._fault_rng.random() >= self.fault_share:
+                return None
+            self._failed_once.add(key)
+            return _Fault(self._fault_rng.choice(RANDOM_FAULTS), sub_path, 1, None)
 
     # ------------------------------------------------------------------ catalogue
 
@@ -1436,12 +1452,12 @@ class FakeAha:
         log: RequestLog,
     ) -> _Response:
         sub = path[len(API_PREFIX) :] if path == API_PREFIX or path.startswith(API_PREFIX + "/") else None
-        fault = self._take_fault(sub) if sub is not None else None
+        fault = (self._take_fault(sub) or self._random_fault(sub, query)) if sub is not None else None
         truncate = False
         if fault is not None:
             log.fault = fault.kind
             if fault.kind == "slow":
-                self._stopping.wait(SLOW_SECONDS)
+                self._stopping.wait(self.slow_seconds)
             elif fault.kind == "truncated":
                 truncate = True
             else:

@@ -31,7 +31,7 @@ def test_429_with_retry_after_waits_that_long_and_loses_nothing(fake: FakeAha, c
 def test_429_without_retry_after_backs_off_exponentially(
     fake: FakeAha, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(AhaStream, "backoff_base_seconds", 0.1)  # gaps well above scheduling noise
+    monkeypatch.setattr(AhaStream, "rate_limit_backoff_seconds", 0.1)  # gaps well above scheduling noise
     fake.seed(30)
     fake.inject("429", path_prefix="/ideas", times=3)
     run = run_tap(config)
