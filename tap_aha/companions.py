@@ -59,6 +59,7 @@ class IdeaVotesStream(AccountStream):
     replication_key = "updated_at"
     string_fields = ("idea_id", "value")  # `value` is a decimal string such as "2.0"
     schema = StreamSchema(SCHEMAS, key="idea_proxy_votes")  # the same vote record
+    delete_audit_types = ("Ideas::IdeaEndorsement",)
 
 
 class IdeaOrganizationsStream(AccountStream):
@@ -69,6 +70,7 @@ class IdeaOrganizationsStream(AccountStream):
     root_key = "idea_organizations"
     replication_key = "updated_at"
     string_fields = ("revenue",)
+    delete_audit_types = ("Ideas::IdeaOrganization",)  # the class name is assumed (README, Deletes)
     # List items are stubs (id, name, created_at, url, resource) unless the rest is named.
     list_fields = (
         "*,updated_at,description,endorsements_count,email_domains,revenue,custom_fields,"
@@ -88,6 +90,7 @@ class IdeaUsersStream(AccountStream):
     path = "/idea_users"
     root_key = "idea_users"
     replication_key = None
+    delete_audit_types = ("Ideas::IdeaUser",)  # the class name is assumed (README, Deletes)
     list_fields = "*,title,phone"  # named explicitly, or Aha! leaves them out
     bookmark_key: t.ClassVar[str] = "updated_since"
 

@@ -151,32 +151,32 @@ class AuditRead:
 
     def deletions(self, streams: Mapping[str, AhaStream]) -> list[Deletion]:
         """The deletions of these streams' records, the latest per record, oldest first."""
-        wanted = {
-            audit_type(kind): name for name, stream in streams.items() for kind in stream.delete_audit_types
-        }
+        wanted: dict[str, list[str]] = {}  # one class may be the records of several streams (votes)
+        for name, stream in streams.items():
+            for kind in stream.delete_audit_types:
+                wanted.setdefault(audit_type(kind), []).append(name)
         latest: dict[tuple[str, str], Deletion] = {}
         for audit in self.audits.values():
-            deletion = _deletion(audit, wanted)
-            if deletion is not None:
+            for deletion in _deletions(audit, wanted):
                 key = (deletion.stream, deletion.id)
                 if key not in latest or latest[key] < deletion:
                     latest[key] = deletion
         return sorted(latest.values())
 
 
-def _deletion(audit: Mapping[str, t.Any], wanted: Mapping[str, str]) -> Deletion | None:
-    """A destroy audit of a wanted type as a Deletion; anything else (or malformed) None."""
+def _deletions(audit: Mapping[str, t.Any], wanted: Mapping[str, list[str]]) -> list[Deletion]:
+    """A destroy audit of a wanted type as a Deletion for each stream of that type; others give none."""
     kind, action = audit.get("auditable_type"), audit.get("audit_action")
     record_id, created = audit.get("auditable_id"), audit.get("created_at")
     if not isinstance(kind, str) or not isinstance(action, str) or action.strip().lower() != "destroy":
-        return None
-    stream = wanted.get(audit_type(kind))
-    if stream is None or record_id in {None, ""} or not isinstance(created, str):
-        return None
+        return []
+    streams = wanted.get(audit_type(kind), [])
+    if not streams or record_id in {None, ""} or not isinstance(created, str):
+        return []
     associated, associated_id = audit.get("associated_type"), audit.get("associated_id")
     on_idea = isinstance(associated, str) and audit_type(associated) == IDEA_TYPE
     idea_id = str(associated_id) if on_idea and associated_id not in {None, ""} else None
-    return Deletion(normalize_timestamp(created), str(record_id), stream, idea_id)
+    return [Deletion(normalize_timestamp(created), str(record_id), stream, idea_id) for stream in streams]
 
 
 def _id_order(audit_id: str) -> tuple[int, str]:

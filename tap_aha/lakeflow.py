@@ -189,22 +189,17 @@ class LakeflowConnect:
         return t.cast("StructType", schema)
 
     def read_table_metadata(self, table_name: str, table_options: Mapping[str, t.Any]) -> dict[str, t.Any]:
-        """Primary key and cursor as the stream declares them; `cdc_with_deletes` unless deletes are off.
+        """Primary key and cursor as the stream declares them; `cdc_with_deletes` where deletes are captured.
 
-        Companion tables: `cdc`, or `snapshot` where there is no cursor.
+        Companion tables without a cursor are `snapshot`: each pass reads them whole.
         """
         stream = self._stream(_check_table(table_name))
-        companion = table_name in COMPANION_TABLES
-        if companion and not stream.replication_key:
+        if table_name in COMPANION_TABLES and not stream.replication_key:
             return {"primary_keys": list(stream.primary_keys or ()), "ingestion_type": SNAPSHOT}
         return {
             "primary_keys": list(stream.primary_keys or ()),
             "cursor_field": _cursor_field(stream),
-            "ingestion_type": (
-                INGESTION_TYPE
-                if self._settings.capture_deletes and table_name not in COMPANION_TABLES
-                else "cdc"
-            ),
+            "ingestion_type": INGESTION_TYPE if self._has_delete_flow(table_name) else "cdc",
         }
 
     def read_table(
@@ -247,7 +242,7 @@ class LakeflowConnect:
         """
         table = _check_table(table_name)
         limit, poll = self._table_options(table_options)
-        if table in COMPANION_TABLES:  # no delete flow (yet): nothing to read
+        if not self._has_delete_flow(table):  # a snapshot table, or deletes not captured: nothing to read
             return iter([]), dict(start_offset or {})
         start = _parse_offset(start_offset)
         caught_up = self._deletes_caught_up.get(table)
@@ -284,23 +279,27 @@ class LakeflowConnect:
         table = _check_table(table_name)
         self._table_options(table_options)  # the same option checks as read_table
         current = self._passes.get(table) or _Pass(self._cap)
-        if table in COMPANION_TABLES:
-            if deletes:
+        if deletes:
+            end = _parse_offset(end_offset)
+            if end is None or not self._has_delete_flow(table):
                 return []
+            return self._read_deletes(table, _parse_offset(start_offset), end, None)[0]
+        if table in COMPANION_TABLES:
             return self._read_companion(table, dict(start_offset or {}), end_offset, None, current.cap)[0]
         end = _parse_offset(end_offset)
         if end is None:
             return []
-        start = _parse_offset(start_offset)
-        if deletes:
-            return self._read_deletes(table, start, end, None)[0]
-        return self._read(table, start, end, None, current)[0]
+        return self._read(table, _parse_offset(start_offset), end, None, current)[0]
+
+    def _has_delete_flow(self, table: str) -> bool:
+        """Deletes are captured and the table has a cursor and records whose destroys Aha! audits."""
+        stream = self._stream(table)
+        incremental = table not in COMPANION_TABLES or bool(stream.replication_key)
+        return self._settings.capture_deletes and incremental and bool(stream.delete_audit_types)
 
     def _read_deletes(
         self, table: str, start: Key | None, end: Key | None, limit: int | None
     ) -> tuple[list[dict[str, t.Any]], Key | None]:
-        if not self._settings.capture_deletes:
-            return [], None
         stream = self._stream(table)
         return self._deletes.read(self.tap, stream, _cursor_field(stream), (start, end), limit)
 

@@ -22,10 +22,12 @@ from tests.test_lakeflow import CURSORS, connect, options_for
 
 STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 TYPES = {
-    "ideas/idea": "ideas",
-    "ideas/idea_endorsement": "idea_proxy_votes",
-    "comment": "idea_comments",
-    "ideas/idea_comment": "idea_portal_comments",
+    "ideas/idea": ("ideas",),
+    "ideas/idea_endorsement": ("idea_proxy_votes", "idea_votes"),
+    "comment": ("idea_comments",),
+    "ideas/idea_comment": ("idea_portal_comments",),
+    "ideas/idea_organization": ("idea_organizations",),
+    "ideas/idea_user": ("idea_users",),
 }
 Tombstone = tuple[str, str, str | None, str]  # stream, id, idea_id, _sdc_deleted_at
 
@@ -43,9 +45,9 @@ def expected(fake: FakeAha, after: str) -> set[Tombstone]:
     found = set()
     for audit in fake.audits():
         if audit["audit_action"] == "destroy" and audit["created_at"] >= after:
-            stream = TYPES[audit["auditable_type"]]
-            idea = None if stream == "ideas" else str(audit["associated_id"])
-            found.add((stream, str(audit["auditable_id"]), idea, audit["created_at"]))
+            for stream in TYPES[audit["auditable_type"]]:
+                idea = None if audit["associated_id"] is None else str(audit["associated_id"])
+                found.add((stream, str(audit["auditable_id"]), idea, audit["created_at"]))
     return found
 
 
@@ -221,7 +223,10 @@ def test_many_deletes_are_read_page_by_page_in_any_order_and_spelling(
     destroys = [
         a for a in fake.audits() if a["audit_action"] == "destroy" and a["auditable_type"] != "feature"
     ]
-    assert len(sent) == len(destroys) > 200  # more than one page
+    # A deleted vote is a tombstone in both vote tables (idea_votes and idea_proxy_votes).
+    votes_destroyed = [a for a in destroys if a["auditable_type"].lower().endswith("endorsement")]
+    assert len(sent) == len(destroys) + len(votes_destroyed)
+    assert len(destroys) > 200  # more than one page
     assert {i for s, i, _, _ in sent if s == "ideas"} == set(deleted)
     assert {i for s, i, _, _ in sent if s == "idea_proxy_votes"} <= set(votes)
     pages = -(-(len(destroys) + 1) // 200)
@@ -410,3 +415,37 @@ def test_lakeflow_without_capture_deletes_is_plain_cdc(fake: FakeAha) -> None:
     assert connector.read_table_metadata("ideas", {})["ingestion_type"] == "cdc"
     assert read_deletes(connector, "ideas") == ([], {})
     assert audit_requests(fake) == []
+
+
+def test_companion_streams_get_tombstones_for_their_audited_destroys(fake: FakeAha, config: Config) -> None:
+    fake.seed(40)
+    first = run_tap(config)
+    vote = next(v for i in fake.idea_ids() for v in fake.votes(i, proxy_only=False))
+    fake.delete_vote(vote["id"])
+    organization = fake.companions.organizations()[0]["id"]
+    user = fake.companions.idea_users()[0]["id"]
+    fake.record_audit("destroy", "ideas/idea_organization", organization)
+    fake.record_audit("destroy", "Ideas::IdeaUser", user)  # either spelling
+    second = run_tap(config, state=first.state)
+    sent = {(stream, record_id, idea) for stream, record_id, idea, _ in tombstones(second)}
+    assert sent == {
+        ("idea_votes", vote["id"], vote["idea_id"]),
+        ("idea_proxy_votes", vote["id"], vote["idea_id"]),
+        ("idea_organizations", organization, None),
+        ("idea_users", user, None),
+    }
+
+
+def test_lakeflow_companion_tables_with_a_cursor_have_a_delete_flow(fake: FakeAha) -> None:
+    fake.seed(20)
+    organization = fake.companions.organizations()[0]["id"]
+    fake.record_audit("destroy", "ideas/idea_organization", organization)
+    vote = next(v for i in fake.idea_ids() for v in fake.votes(i, proxy_only=False))
+    fake.delete_vote(vote["id"])
+    connector = connect(fake)
+    for table, gone in (("idea_organizations", organization), ("idea_votes", vote["id"])):
+        assert connector.read_table_metadata(table, {})["ingestion_type"] == "cdc_with_deletes"
+        rows = [row for batch in read_deletes(connector, table)[0] for row in batch]
+        assert [row["id"] for row in rows] == [gone]
+    assert connector.read_table_metadata("products", {})["ingestion_type"] == "snapshot"
+    assert read_deletes(connector, "products") == ([], {})

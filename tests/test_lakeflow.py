@@ -43,11 +43,8 @@ CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
 IDEA_TABLES = ("ideas", *CHILDREN)
 SNAPSHOTS = ("idea_users", "idea_portals", "products", "idea_categories")  # no cursor: read whole per pass
 CDC_TABLES = tuple(table for table in TABLES if table not in SNAPSHOTS)
-# Deletes are captured for the idea tables (tap_aha.deletes); not yet for the companions.
-INGESTION = {
-    table: "snapshot" if table in SNAPSHOTS else "cdc_with_deletes" if table in IDEA_TABLES else "cdc"
-    for table in TABLES
-}
+# Deletes are captured (tap_aha.deletes) for every table with a cursor; snapshot tables are read whole.
+INGESTION = {table: "snapshot" if table in SNAPSHOTS else "cdc_with_deletes" for table in TABLES}
 # Portal comments have no updated_at: created_at sequences their repeated rows.
 CURSORS: dict[str, str | None] = {
     table: None if table in SNAPSHOTS else "created_at" if table == "idea_portal_comments" else "updated_at"
