@@ -244,13 +244,17 @@ def simulate_activity(fake: FakeAha, rng: random.Random, loaded: dict[str, Loade
         current = (idea.get("workflow_status") or {}).get("name")
         fake.update_idea(idea["id"], workflow_status=rng.choice([s for s in statuses if s != current]))
     fresh = 7 * 10**18 + time.time_ns() // 1000  # new ids on every run, as Aha! would give
-    for n, idea in enumerate(rng.sample(ideas, 2)):
+    voted, commented = rng.sample(ideas, 2), rng.sample(ideas, 2)
+    for n, idea in enumerate(voted):
         fake.add_vote(idea["id"], id=str(fresh + n))
-    for n, idea in enumerate(rng.sample(ideas, 2)):
+    for n, idea in enumerate(commented):
         fake.add_comment(idea["id"], id=str(fresh + 10 + n))
     customer = rng.choice(fake.companions.organizations())
     fake.companions.update_organization(customer["id"], revenue=f"{rng.randrange(10, 5_000) * 1000}.0")
-    untouched = [idea["id"] for idea in ideas if idea not in moved]  # a moved idea's children are re-sent
+    # Deletes touch none of the ideas changed above: a changed idea's children are re-sent, and a new vote or
+    # comment deleted with its idea would never be loaded.
+    touched = {idea["id"] for idea in (*moved, *voted, *commented)}
+    untouched = [idea["id"] for idea in ideas if idea["id"] not in touched]
 
     def pick(table: str, ids: list[str]) -> str:
         present = set(loaded[table].ids)
