@@ -112,7 +112,7 @@ class IdeasStream(ListingStream):
         if not self.window_complete:
             self._hold_bookmark(context)
         elif votes is not None and votes.index is not None:
-            self._sync_votes_of_unlisted_ideas(votes)
+            self._sync_votes_of_unlisted_ideas(votes, votes.index)
 
     def window_start(self) -> str | None:
         """The ideas' `updated_since` for this run (None: everything), known before their sync starts too."""
@@ -120,14 +120,14 @@ class IdeasStream(ListingStream):
         start = self.get_starting_timestamp(None)
         return format_timestamp(start) if start else None
 
-    def _sync_votes_of_unlisted_ideas(self, votes: IdeaProxyVotesStream) -> None:
+    def _sync_votes_of_unlisted_ideas(self, votes: IdeaProxyVotesStream, index: ProxyVoteIndex) -> None:
         """Votes edited without a change to their idea (so it was not listed), synced after the last idea.
 
         Not with `ideas_workflow_status` or `ideas_q`: such an idea may be one the filters leave out.
         """
         if self.settings.ideas_workflow_status or self.settings.ideas_q:
             return
-        for idea_id in t.cast("ProxyVoteIndex", votes.index).idea_ids():
+        for idea_id in index.idea_ids():
             votes.sync({"idea_id": idea_id, "endorsements_count": None})
 
     def changed_idea_pages(self, since: str | None) -> t.Generator[list[dict[str, t.Any]], None, None]:

@@ -151,6 +151,20 @@ def test_idea_votes_and_proxy_votes_share_one_listing(fake: FakeAha, config: Con
     }
 
 
+def test_with_idea_votes_refused_too_proxy_votes_fall_back_with_a_warning_each(
+    fake: FakeAha, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.seed(80)
+    fake.account_votes_refused = 403
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config, streams=(*IDEA_STREAMS, "idea_votes"))
+    assert caplog.text.count("Skipping 'idea_votes'") == 1
+    assert caplog.text.count("account-wide vote listing") == 1
+    assert len(listing_requests(fake)) == 1  # not asked again for the proxy votes
+    assert run.records("idea_votes") == []
+    assert {r["id"]: r for r in run.records(STREAM)} == proxy_votes(fake)
+
+
 def test_lakeflow_reads_proxy_votes_from_the_listing_in_the_ideas_order(fake: FakeAha) -> None:
     fake.seed(250)
     batches, _ = read_all(connect(fake), STREAM, table_options={"max_records_per_batch": "30"})
