@@ -32,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         throughput = None if args.skip_throughput else throughput_phase(bench)
         memory = None if args.skip_memory else memory_phase(bench)
         faults = None if args.skip_faults else fault_phase(bench)
+        report = Report(  # before the files go: it reads the tap's log
+            args=args, latency=latency, throughput=throughput, memory=memory, faults=faults, formula=FORMULA
+        )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    report = Report(
-        args=args, latency=latency, throughput=throughput, memory=memory, faults=faults, formula=FORMULA
-    )
     kept = (
         f"Configs, Singer output and tap logs: {workdir}"
         if args.workdir

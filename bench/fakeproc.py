@@ -26,6 +26,7 @@ MAX_PAGE = 200  # Aha!'s largest page
 NAIVE_PAGE = 100  # the naive tap's page size
 KINDS = ("listing", "votes", "comments", "portal", "detail", "deletes", "other")
 THREE_STREAMS = ("ideas", "idea_proxy_votes", "idea_comments")  # issue 5's workload
+IDEA_STREAMS = (*THREE_STREAMS, "idea_portal_comments")  # what the minimum is worked out for
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def _kind(path: str) -> tuple[str, str | None]:
     parts = path[len(API_PREFIX) :].strip("/").split("/")
     if parts == ["ideas"]:
         return "listing", None
+    if parts == ["ideas", "endorsements"]:
+        return "votes", None  # the account-wide vote listing
     if parts == ["audits"]:
         return "deletes", None
     if len(parts) == 2 and parts[0] == "ideas":  # noqa: PLR2004 - /ideas/{id}
@@ -97,32 +100,38 @@ def audit(fake: FakeAha, bookmark: str | None, streams: tuple[str, ...] = THREE_
     """Compare the logged requests with the minimum for the ideas updated at or after `bookmark`.
 
     The minimum follows from what the API guarantees, for the selected `streams`: listing pages of 200
-    (one for an empty listing); per idea one comments request per page of its comments (comments_count is
-    not known to count internal comments); per idea whose endorsements_count > 0 one votes request per page
-    of its proxy votes (endorsements_count counts every vote); per idea one portal-comments request per page
-    of its non-spam portal comments; no detail requests (the list honours `fields`); after a first run, the
-    audit log's destroys since the bookmark in pages of 200 (one for none; a first run reads no deletes).
+    (one for an empty listing); the account's proxy votes updated in the window, in pages of 200 of the vote
+    listing (one for none); per idea one comments request per page of its comments (comments_count is not
+    known to count internal comments); per idea one portal-comments request per page of its non-spam portal
+    comments; no detail requests (the list honours `fields`); after a first run, the audit log's destroys
+    since the bookmark in pages of 200 (one for none; a first run reads no deletes).
     """
     since = None if bookmark is None else parse_ts(bookmark)
     ideas = [idea for idea in fake.ideas() if since is None or parse_ts(idea["updated_at"]) >= since]
     expected: dict[tuple[str, str], int] = {}
     records = Counter({name: 0 for name in streams})
     records["ideas"] = len(ideas)
+    result = Audit(window=len(ideas), bookmark=bookmark)
+    result.minimum = dict.fromkeys(KINDS, 0)
+    if "idea_proxy_votes" in streams:
+        votes = [
+            vote
+            for idea_id in fake.idea_ids()
+            for vote in fake.votes(idea_id)
+            if since is None or parse_ts(vote["updated_at"]) >= since
+        ]
+        records["idea_proxy_votes"] = len(votes)
+        result.minimum["votes"] = _pages(len(votes))
     for idea in ideas:
         if "idea_comments" in streams:
             comments = len(fake.comments(idea["id"]))
             records["idea_comments"] += comments
             expected["comments", idea["id"]] = _pages(comments)
-        if "idea_proxy_votes" in streams and idea["endorsements_count"]:
-            votes = len(fake.votes(idea["id"]))
-            records["idea_proxy_votes"] += votes
-            expected["votes", idea["id"]] = _pages(votes)
         if "idea_portal_comments" in streams:
             portal = len(fake.portal_comments(idea["id"], include_spam=False))
             records["idea_portal_comments"] += portal
             expected["portal", idea["id"]] = _pages(portal)
-    result = Audit(window=len(ideas), bookmark=bookmark, expected_records=dict(records))
-    result.minimum = dict.fromkeys(KINDS, 0)
+    result.expected_records = dict(records)
     result.minimum["listing"] = _pages(len(ideas))
     if since is not None:
         destroys = [
@@ -146,7 +155,7 @@ def _count_actual(fake: FakeAha, result: Audit, expected: dict[tuple[str, str], 
     for entry in logged:
         kind, idea_id = _kind(entry.path)
         actual[kind] += 1
-        if idea_id is not None and kind in {"votes", "comments", "portal"}:
+        if idea_id is not None and kind in {"comments", "portal"}:
             per_idea[kind, idea_id] += 1
         per_page.add(entry.query.get("per_page", "-"))
         if entry.status == 429:  # noqa: PLR2004
@@ -160,7 +169,7 @@ def _count_actual(fake: FakeAha, result: Audit, expected: dict[tuple[str, str], 
         diff = per_idea[key] - expected.get(key, 0)
         result.excess[key[0]] += max(diff, 0)
         result.missing[key[0]] += max(-diff, 0)
-    for kind in ("listing", "detail", "deletes", "other"):
+    for kind in ("listing", "votes", "detail", "deletes", "other"):
         diff = actual[kind] - result.minimum[kind]
         result.excess[kind] += max(diff, 0)
         result.missing[kind] += max(-diff, 0)

@@ -14,7 +14,7 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.fakeproc import THREE_STREAMS, FakeOptions, FakeProcess
+from bench.fakeproc import IDEA_STREAMS, THREE_STREAMS, FakeOptions, FakeProcess
 from bench.floor import floor_seconds
 from bench.procs import Measured, TapRun, catalog_for, run_bare, run_measured, run_tap, tap_executable
 from tap_aha.ratelimit import RateLimiter
@@ -163,8 +163,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add(
         "--streams",
-        default="all",
-        help="streams to select, comma-separated, or 'all' (default; issue 5's three: "
+        default=",".join(IDEA_STREAMS),
+        help="streams to select, comma-separated, or 'all' (default: the four idea streams, "
+        + ",".join(IDEA_STREAMS)
+        + "; issue 5's three: "
         + ",".join(THREE_STREAMS)
         + ")",
     )

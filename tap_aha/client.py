@@ -441,7 +441,7 @@ class ListingStream(AhaStream):
         theirs = sent_on_server_clock(response)
         if theirs is not None and theirs < ours:
             self._signpost = theirs
-            if self.replication_key:
+            if self.replication_key and self.selected:  # a listing read for another stream keeps no state
                 self._write_replication_key_signpost(None, theirs)
 
 

@@ -16,9 +16,12 @@ from singer_sdk import StreamSchema
 from tap_aha.client import ChildStream, ListingStream
 from tap_aha.streams import EPOCH, SCHEMAS
 from tap_aha.timestamps import format_timestamp, normalize_timestamp
+from tap_aha.vote_index import ProxyVoteIndex, changed_at
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
+
+    from tap_aha.streams import IdeaProxyVotesStream, IdeasStream
 
 
 class AccountStream(ListingStream):
@@ -60,6 +63,32 @@ class IdeaVotesStream(AccountStream):
     string_fields = ("idea_id", "value")  # `value` is a decimal string such as "2.0"
     schema = StreamSchema(SCHEMAS, key="idea_proxy_votes")  # the same vote record
     delete_audit_types = ("Ideas::IdeaEndorsement",)
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Only proxy votes when the listing is read for `idea_proxy_votes` alone (context `proxy`)."""
+        params = super().get_url_params(context, next_page_token)
+        if context and context.get("proxy"):
+            params["proxy"] = "true"
+        return params
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The votes changed since the bookmark; with `idea_proxy_votes` selected, its index too.
+
+        One listing then serves both (this stream syncs before the ideas): it starts at the earlier of this
+        bookmark and the ideas' window, gives this stream the votes of its own window and keeps only the
+        proxy votes of the ideas' window, for the ideas' sync to hand out.
+        """
+        own = self.updated_since(context)
+        proxy = t.cast("IdeaProxyVotesStream", self._tap.streams["idea_proxy_votes"])
+        if not proxy.selected:
+            yield from super().get_records(context)
+            return
+        window = t.cast("IdeasStream", self._tap.streams["ideas"]).window_start()
+        index = ProxyVoteIndex(window)
+        for page in self.walk_pages(context, None if own is None or window is None else min(own, window)):
+            index.add(page)
+            yield from (vote for vote in page if own is None or changed_at(vote) >= own)
+        proxy.index = index
 
 
 class IdeaOrganizationsStream(AccountStream):

@@ -36,7 +36,7 @@ from tap_aha.errors import EndpointRefusedError, SettingsError
 from tap_aha.lakeflow_deletes import DeletePasses
 from tap_aha.settings import AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
-from tap_aha.streams import EPOCH
+from tap_aha.streams import EPOCH, IdeaProxyVotesStream
 from tap_aha.tap import STREAM_NAMES, TapAha
 from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
 
@@ -47,6 +47,7 @@ if t.TYPE_CHECKING:
 
     from tap_aha.client import AhaStream
     from tap_aha.streams import IdeaChildStream, IdeasStream
+    from tap_aha.vote_index import ProxyVoteIndex
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class LakeflowConnect:
         self._default_poll = _poll_interval(table_options, DEFAULT_POLL_INTERVAL)
         self._tap: TapAha | None = None
         self._listed: tuple[str, Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
+        self._votes_listed: tuple[str, Key | None, ProxyVoteIndex | None] | None = None
         self._companions_listed: dict[str, tuple[str, Key | None, list[tuple[Key, dict[str, t.Any]]]]] = {}
         self._deletes = DeletePasses()
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
@@ -319,14 +321,17 @@ class LakeflowConnect:
             return [columns.record(idea) for _, idea in chosen], chosen[-1][0] if chosen else None
         parent = t.cast("IdeasStream", self._stream(PARENT_TABLE))
         child = t.cast("IdeaChildStream", self._stream(table))
-        parent.prefetch_children([idea for _, idea in ideas], [child])
+        index = self._vote_index(child)
+        if index is None:
+            parent.prefetch_children([idea for _, idea in ideas], [child])
         records: list[dict[str, t.Any]] = []
         last_idea: Key | None = None
         taken = 0
         try:
             for key, idea in ideas:
                 context = parent.get_child_context(idea, None)
-                for row in child.get_records(context):
+                rows = child.get_records(context) if index is None else index.get(idea["id"])
+                for row in rows:
                     processed = child.post_process(row, context)
                     if processed is not None:
                         records.append(columns.record(processed))
@@ -359,6 +364,18 @@ class LakeflowConnect:
             for key, idea in ideas
             if (start is None or key > start) and (end is None or key <= end)
         ]
+
+    def _vote_index(self, child: IdeaChildStream) -> ProxyVoteIndex | None:
+        """The proxy votes of the listed window, from one account-wide listing kept with it for later batches.
+
+        None for the other child tables, and where Aha! refuses the listing (per-idea requests then).
+        """
+        if not isinstance(child, IdeaProxyVotesStream) or self._listed is None:
+            return None
+        cap, listed_from, _ = self._listed
+        if self._votes_listed is None or self._votes_listed[:2] != (cap, listed_from):
+            self._votes_listed = (cap, listed_from, child.read_listing(self._since(listed_from)))
+        return self._votes_listed[2]
 
     def _window(self, start: Key | None, cap: str) -> Iterator[tuple[Key, dict[str, t.Any]]]:
         """Each idea with start < (updated_at, id) and updated_at <= cap.

@@ -10,13 +10,16 @@ from singer_sdk.schema.source import SchemaDirectory
 
 from tap_aha import schemas
 from tap_aha.client import ChildStream, ListingStream
-from tap_aha.errors import AhaAPIError, NotFoundError
+from tap_aha.errors import AhaAPIError, EndpointRefusedError, NotFoundError
 from tap_aha.prefetch import run_ahead
 from tap_aha.progress import quiet_detail
 from tap_aha.timestamps import format_timestamp
+from tap_aha.vote_index import ProxyVoteIndex
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
+
+    from tap_aha.companions import IdeaVotesStream
 
 SCHEMAS = SchemaDirectory(schemas)
 
@@ -71,20 +74,29 @@ class IdeasStream(ListingStream):
                 "A child stream is selected without 'ideas': the SDK then never saves the ideas bookmark, "
                 "so every run reads every idea again. Select 'ideas' too."
             )
-        start = self.get_starting_timestamp(context)
+        since = self.window_start()
         children = [
             child
             for child in self.child_streams
             if isinstance(child, IdeaChildStream) and (child.selected or child.has_selected_descendents)
         ]
+        votes = next((child for child in children if isinstance(child, IdeaProxyVotesStream)), None)
+        if votes is not None and (votes.index is None or votes.index.since != since):
+            votes.index = votes.read_listing(since)
+        if votes is not None and votes.index is not None:
+            self.logger.info(
+                "Proxy votes from the account-wide listing: %d ideas' votes held (%.1f MB).",
+                len(votes.index.idea_ids()), votes.index.held_bytes / 1e6,
+            )  # fmt: skip
         progress = self.connection.progress
-        listing = self.changed_idea_pages(format_timestamp(start) if start else None)
+        listing = self.changed_idea_pages(since)
         pages: t.Iterator[list[dict[str, t.Any]]] = listing
         if self.connection.prefetcher.enabled:
             # The children of the next pages' ideas may be fetched ahead of the one the SDK waits for (a
             # back-off or a slow answer holds only its own idea), and those pages are listed meanwhile.
             ahead = self.look_ahead_pages
-            self.connection.prefetcher.look_ahead(ahead * self.settings.page_size * len(children))
+            fetching = [child for child in children if child is not votes or votes.index is None]
+            self.connection.prefetcher.look_ahead(ahead * self.settings.page_size * len(fetching))
             pages = run_ahead(
                 listing, functools.partial(self.prefetch_children, children=children), ahead=ahead
             )
@@ -99,6 +111,24 @@ class IdeasStream(ListingStream):
             progress.stop()
         if not self.window_complete:
             self._hold_bookmark(context)
+        elif votes is not None and votes.index is not None:
+            self._sync_votes_of_unlisted_ideas(votes, votes.index)
+
+    def window_start(self) -> str | None:
+        """The ideas' `updated_since` for this run (None: everything), known before their sync starts too."""
+        self._write_starting_replication_value(None)  # the SDK writes the same value when the sync starts
+        start = self.get_starting_timestamp(None)
+        return format_timestamp(start) if start else None
+
+    def _sync_votes_of_unlisted_ideas(self, votes: IdeaProxyVotesStream, index: ProxyVoteIndex) -> None:
+        """Votes edited without a change to their idea (so it was not listed), synced after the last idea.
+
+        Not with `ideas_workflow_status` or `ideas_q`: such an idea may be one the filters leave out.
+        """
+        if self.settings.ideas_workflow_status or self.settings.ideas_q:
+            return
+        for idea_id in index.idea_ids():
+            votes.sync({"idea_id": idea_id, "endorsements_count": None})
 
     def changed_idea_pages(self, since: str | None) -> t.Generator[list[dict[str, t.Any]], None, None]:
         """Pages of full ideas updated since `since`, each idea once, however the listing shifts.
@@ -225,7 +255,12 @@ class IdeaChildStream(ChildStream):
 
 
 class IdeaProxyVotesStream(IdeaChildStream):
-    """Votes entered by staff for customer organizations (`proxy=true`)."""
+    """Votes entered by staff for customer organizations, from the account-wide vote listing.
+
+    The listing is read once, before the ideas (by `idea_votes` when it is selected too, so one listing
+    serves both); each idea takes its votes from the index. Where Aha! refuses the listing, each changed idea
+    with votes costs one `/ideas/{id}/endorsements?proxy=true`.
+    """
 
     name = "idea_proxy_votes"
     path = "/ideas/{idea_id}/endorsements"
@@ -238,13 +273,46 @@ class IdeaProxyVotesStream(IdeaChildStream):
     # here, and one for a vote this table never had deletes nothing.
     delete_audit_types = ("Ideas::IdeaEndorsement",)
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """No index until the run's listing was read."""
+        super().__init__(*args, **kwargs)
+        self.index: ProxyVoteIndex | None = None
+
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Only proxy votes."""
         return {**super().get_url_params(context, next_page_token), "proxy": "true"}
 
     def wants(self, context: Context) -> bool:
-        """No request when the idea has no votes at all (`endorsements_count` counts every vote)."""
-        return context.get("endorsements_count") != 0
+        """A request only without the index, and none for an idea without any vote (the count counts all)."""
+        return self.index is None and context.get("endorsements_count") != 0
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The idea's votes from the index, else from its own request."""
+        if self.index is not None and context is not None:
+            return self.index.take(context["idea_id"])
+        return super().get_records(context)
+
+    def read_listing(self, since: str | None) -> ProxyVoteIndex | None:
+        """The proxy votes updated since `since`, from the account-wide listing (`proxy=true`).
+
+        None, with one warning, when Aha! refuses the listing: the votes are then read per idea.
+        """
+        account_votes = t.cast("IdeaVotesStream", self._tap.streams["idea_votes"])
+        if not account_votes.refused:  # else idea_votes' own sync was refused this run
+            index = ProxyVoteIndex(since)
+            try:
+                for page in account_votes.walk_pages({"proxy": True}, since):
+                    index.add(page)
+            except EndpointRefusedError:
+                pass
+            else:
+                return index
+        self.logger.warning(
+            "Aha! refused the account-wide vote listing (GET /ideas/endorsements): reading %s with one "
+            "request per changed idea that has votes instead.",
+            self.name,
+        )
+        return None
 
 
 class IdeaCommentsStream(IdeaChildStream):

@@ -38,6 +38,7 @@ STREAM_TYPES: tuple[type[AhaStream], ...] = (
     *COMPANION_TYPES,
 )
 STREAM_NAMES: tuple[str, ...] = tuple(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
+SYNC_ORDER: tuple[str, ...] = ("idea_votes", *(name for name in STREAM_NAMES if name != "idea_votes"))
 # Each stream's replication key, as a catalog must keep it (None: a full-table stream).
 REPLICATION_KEYS: dict[str, str | None] = {
     vars(stream_type)["name"]: vars(stream_type)["replication_key"] for stream_type in STREAM_TYPES
@@ -98,13 +99,14 @@ class TapAha(Tap):
 
     @property
     def streams(self) -> dict[str, Stream]:
-        """The SDK's streams in STREAM_TYPES' order, not its alphabetical one.
+        """The SDK's streams in SYNC_ORDER, not its alphabetical one.
 
-        `ideas` syncs first, so a key that cannot read ideas stops the run before any other request.
+        `idea_votes` syncs before `ideas`, so that its listing also gives the ideas their proxy votes; then
+        `ideas`, so a key that cannot read ideas stops the run before the other streams.
         """
         streams = super().streams
-        if list(streams) != list(STREAM_NAMES):
-            self._streams = streams = {name: streams[name] for name in STREAM_NAMES}
+        if list(streams) != list(SYNC_ORDER):
+            self._streams = streams = {name: streams[name] for name in SYNC_ORDER}
         return streams
 
     @cached_property

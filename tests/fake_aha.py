@@ -476,6 +476,8 @@ class FakeAha:
         self._audit_seq = 9_000_000_000_000_000_000
         self._recycle_bin: dict[str, tuple[JSON, list[JSON], list[JSON], list[JSON], bool]] = {}
         self.audits_refused: int | None = None  # 403 or 404: GET /audits is refused with that status
+        self.account_votes_refused: int | None = None  # 403 or 404: GET /ideas/endorsements is refused
+        self.account_votes_honour_proxy = True  # False: GET /ideas/endorsements ignores `proxy=true`
         self.audit_child_destroys = True  # whether deleting an idea also audits its children's destroys
         self.audit_order = "id"  # "id" (ascending) or "newest" (newest first: after_id walks fall short)
         self.audit_type_spelling = "path"  # "path" (ideas/idea) or "class" (Ideas::Idea) in answers
@@ -1244,6 +1246,13 @@ class FakeAha:
             self._bump(iid, now)
             return cast(JSON, _copy(vote))
 
+    def edit_vote(self, vote_id: str, **changes: Any) -> JSON:
+        """Edit a vote now without bumping its idea (whether Aha! bumps it is unknown)."""
+        with self._lock:
+            vote = next(v for votes in self._votes.values() for v in votes if v["id"] == vote_id)
+            vote.update(changes, updated_at=fmt_ts(self._now()))
+            return cast(JSON, _copy(vote))
+
     def add_comment(self, idea_id: str, **overrides: Any) -> JSON:
         """Add an internal comment now; bumps updated_at and comments_count."""
         with self._lock:
@@ -1732,10 +1741,12 @@ class FakeAha:
 
     def _account_votes(self, query: dict[str, str]) -> _Response:
         """``GET /ideas/endorsements``: every vote of the account, oldest first."""
+        if self.account_votes_refused is not None:
+            return _Response(self.account_votes_refused, _error("Forbidden"))
         updated_since = self._since(query, "updated_since")
         created_since = self._since(query, "created_since")
         created_before = self._since(query, "created_before")
-        proxy = query.get("proxy", "").lower() in _TRUE_VALUES
+        proxy = self.account_votes_honour_proxy and query.get("proxy", "").lower() in _TRUE_VALUES
         with self._lock:
             records: list[tuple[int, str, JSON]] = []
             for votes in self._votes.values():

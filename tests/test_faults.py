@@ -95,13 +95,22 @@ def test_persistent_failure_stops_the_run_without_advancing_the_bookmark(
         run_tap({**config, "max_retries": 2}, state=first.state)
 
 
-@pytest.mark.parametrize(("fault", "words"), [("401", "rejected the API key"), ("403", "refused access")])
-def test_auth_errors_stop_at_once(fake: FakeAha, config: Config, fault: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "words", "paths"),
+    [
+        ("401", "rejected the API key", ["/api/v1/ideas/endorsements"]),
+        # A 403 on the vote listing (it syncs first) may be the plan's: it is skipped, then the ideas stop.
+        ("403", "refused access", ["/api/v1/ideas/endorsements", "/api/v1/ideas"]),
+    ],
+)
+def test_auth_errors_stop_at_once(
+    fake: FakeAha, config: Config, fault: str, words: str, paths: list[str]
+) -> None:
     fake.seed(5)
     fake.inject(fault, times=100)
     with pytest.raises(AuthError, match=words) as caught:
         run_tap(config)
-    assert fake.count() == 1
+    assert [r.path for r in fake.requests] == paths
     assert fake.api_key not in str(caught.value)
 
 
@@ -109,8 +118,8 @@ def test_children_of_an_idea_deleted_mid_run_are_skipped(fake: FakeAha, config: 
     fake.seed(30)
     victim = next(i["id"] for i in fake.ideas() if i["endorsements_count"])
 
-    def delete_after_listing(request: object) -> None:
-        if getattr(request, "path", "") != "/api/v1/ideas" and victim in fake.idea_ids():
+    def delete_after_listing(request: object) -> None:  # at its first child request
+        if getattr(request, "path", "").startswith(f"/api/v1/ideas/{victim}/") and victim in fake.idea_ids():
             fake.delete_idea(victim)
 
     fake.on_request.append(delete_after_listing)

@@ -74,8 +74,8 @@ def test_portal_comments_of_an_idea_deleted_mid_run_are_skipped(fake: FakeAha, c
     victim = fake.idea_ids()[-1]
     fake.add_portal_comment(victim)
 
-    def delete_after_listing(request: object) -> None:
-        if getattr(request, "path", "") != "/api/v1/ideas" and victim in fake.idea_ids():
+    def delete_after_listing(request: object) -> None:  # at its first child request
+        if getattr(request, "path", "").startswith(f"/api/v1/ideas/{victim}/") and victim in fake.idea_ids():
             fake.delete_idea(victim)
 
     fake.on_request.append(delete_after_listing)
