@@ -159,7 +159,7 @@ class AuditRead:
         for audit in self.audits.values():
             for deletion in _deletions(audit, wanted):
                 key = (deletion.stream, deletion.id)
-                if key not in latest or latest[key] < deletion:
+                if key not in latest or latest[key].deleted_at < deletion.deleted_at:
                     latest[key] = deletion
         return sorted(latest.values())
 

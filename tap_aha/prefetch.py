@@ -55,6 +55,7 @@ class Prefetcher:
         self._planned: deque[tuple[Key, Callable[[], Rows]]] = deque()
         self._running: dict[Key, Future[Rows]] = {}
         self._failed = threading.Event()
+        self._first_error: BaseException | None = None
         self._generation = 0
 
     @property
@@ -99,6 +100,7 @@ class Prefetcher:
         with self._plans:
             self._generation += 1
             self._failed.clear()
+            self._first_error = None
             self._planned.clear()
             for future in self._running.values():
                 future.cancel()
@@ -175,8 +177,8 @@ class Prefetcher:
 
     def _run(self, future: Future[t.Any], fetch: Callable[[], t.Any], generation: int) -> None:
         """Once one fetch failed for good, later ones fail at once instead of spending requests."""
-        if self._failed.is_set():
-            future.set_exception(RuntimeError("an earlier prefetch failed"))
+        if self._failed.is_set():  # the first failure's own error, so the user reads its cause
+            future.set_exception(self._first_error or RuntimeError("an earlier prefetch failed"))
             return
         try:
             future.set_result(fetch())
@@ -184,6 +186,7 @@ class Prefetcher:
             future.set_exception(exc)
         except BaseException as exc:  # handed to the consumer through the future
             if generation == self._generation:  # a discarded fetch's failure concerns nobody
+                self._first_error = self._first_error or exc
                 self._failed.set()
             future.set_exception(exc)
 
@@ -245,6 +248,8 @@ def run_ahead(
     def produce() -> None:
         try:
             for item in items:
+                if stop.is_set():  # the consumer is gone: plan no more fetches for nobody
+                    break
                 prepare(item)
                 if not offer((True, item)):
                     break

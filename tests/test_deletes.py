@@ -449,3 +449,21 @@ def test_lakeflow_companion_tables_with_a_cursor_have_a_delete_flow(fake: FakeAh
         assert [row["id"] for row in rows] == [gone]
     assert connector.read_table_metadata("products", {})["ingestion_type"] == "snapshot"
     assert read_deletes(connector, "products") == ([], {})
+
+
+def test_two_destroy_audits_of_one_record_in_one_millisecond_give_one_tombstone() -> None:
+    from tap_aha.deletes import AuditRead  # noqa: PLC0415 - the unit under test, for this case only
+
+    read = AuditRead()
+    base = {"audit_action": "destroy", "auditable_type": "ideas/idea_endorsement", "auditable_id": 7,
+            "created_at": "2026-01-01T00:00:00.000Z"}  # fmt: skip
+    read.audits = {
+        "1": {**base, "id": "1", "associated_type": "ideas/idea", "associated_id": 3},
+        "2": {**base, "id": "2", "associated_type": None, "associated_id": None},
+    }
+
+    class Votes:
+        delete_audit_types = ("Ideas::IdeaEndorsement",)
+
+    deletions = read.deletions({"idea_proxy_votes": t.cast("t.Any", Votes())})
+    assert [(d.stream, d.id) for d in deletions] == [("idea_proxy_votes", "7")]

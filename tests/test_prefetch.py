@@ -9,7 +9,8 @@ import typing as t
 import pytest
 
 from tap_aha.client import AhaStream
-from tap_aha.prefetch import _Slots, run_ahead
+from tap_aha.errors import AhaAPIError
+from tap_aha.prefetch import Prefetcher, _Slots, run_ahead
 from tests.conftest import Config, run_tap
 from tests.fake_aha import API_PREFIX, SLOW_SECONDS, FakeAha
 
@@ -131,3 +132,20 @@ def test_a_back_off_leaves_its_slot_to_the_other_fetches(fake: FakeAha, config: 
     # With both slots' worth of workers going on, the other 39 ideas' comments and portal comments, and
     # this idea's portal comments, were fetched meanwhile.
     assert len(during) >= 79
+
+
+def test_after_a_fetch_fails_for_good_later_fetches_carry_its_error() -> None:
+    prefetcher = Prefetcher(2)
+    failure = AhaAPIError("Aha! answered HTTP 404 for the idea_comments of idea 1, which exists")
+
+    def fail() -> list[dict[str, t.Any]]:
+        raise failure
+
+    prefetcher.plan(("idea_comments", "1"), fail)
+    deadline = time.monotonic() + 5
+    while prefetcher._first_error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    prefetcher.plan(("idea_comments", "2"), list)
+    with pytest.raises(AhaAPIError) as raised:
+        prefetcher.take(("idea_comments", "2"))  # a later fetch: the user reads the first failure's cause
+    assert raised.value is failure
