@@ -3,7 +3,7 @@
 A first sync runs for tens of minutes. The SDK logs several lines per idea (each child sync's "Beginning
 sync", its bookmark, its METRIC points, and a METRIC point per request): megabytes that say nothing about how
 far along the run is. Here those per-idea and per-request lines go to DEBUG, and one progress line says, at
-least every `interval` seconds and at the end of each listing page, how many ideas are done of those listed,
+least every `INTERVAL_SECONDS` and at the end of each listing page, how many ideas are done of those listed,
 how many requests were sent, at what rate, and how long the rest should take at the configured limits.
 """
 
@@ -33,20 +33,18 @@ class Progress:
         per_minute: int,
         per_second: int,
         logger: logging.Logger,
-        interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Report to `logger`; the ETA assumes the sustained rate the limits allow."""
         self._rate_limit = min(per_minute / 60.0, float(per_second))
         self._logger = logger
-        self._interval = INTERVAL_SECONDS if interval is None else interval
+        self._interval = INTERVAL_SECONDS
         self._clock = clock
         self._lock = threading.Lock()
         self._requests = 0
         self._listed: int | None = None
         self._done = 0
-        self._started = clock()
-        self._last_line = self._started
+        self._last_line = clock()
         self._requests_at_last_line = 0
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -67,9 +65,9 @@ class Progress:
             self._done += 1
 
     def start(self) -> None:
-        """Report at least every `interval` seconds until `stop`, also while every request waits."""
+        """Report at least every INTERVAL_SECONDS until `stop`, also while every request waits."""
         self._stop.clear()
-        self._started = self._last_line = self._clock()
+        self._last_line = self._clock()
         self._ticker = threading.Thread(target=self._tick, name="tap-aha-progress", daemon=True)
         self._ticker.start()
 
