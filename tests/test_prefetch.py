@@ -122,6 +122,7 @@ def test_slots_serve_a_returning_retry_first_and_the_rest_in_order() -> None:
 
 def test_a_back_off_leaves_its_slot_to_the_other_fetches(fake: FakeAha, config: Config) -> None:
     fake.seed(40)
+    fake.latency = 0.05  # one slot sends at most 38 requests in 1.9 s
     first_listed = fake.idea_ids()[-1]
     fake.inject("500", path_prefix=f"/ideas/{first_listed}/comments", times=1)
     with pytest.MonkeyPatch.context() as patch:
@@ -129,9 +130,9 @@ def test_a_back_off_leaves_its_slot_to_the_other_fetches(fake: FakeAha, config: 
         run_tap({**config, "parallel_requests": 2, "page_size": 40})
     failed = next(r for r in fake.requests if r.status == 500)
     during = [r for r in fake.requests if failed.time < r.time < failed.time + 1.9]
-    # With both slots' worth of workers going on, the other 39 ideas' comments and portal comments, and
-    # this idea's portal comments, were fetched meanwhile.
-    assert len(during) >= 79
+    # Both slots went on fetching the other ideas' comments while the failed request waited: more than the
+    # one slot a sleeping worker would have left could send.
+    assert len(during) > 50
 
 
 def test_after_a_fetch_fails_for_good_later_fetches_carry_its_error() -> None:
