@@ -16,23 +16,22 @@ import datetime as dt
 import re
 import typing as t
 from dataclasses import dataclass
-from http import HTTPStatus
 
-from tap_aha.client import AhaPaginator, AhaStream, payload_of, records_of, sent_on_server_clock
-from tap_aha.errors import TapAhaError
+from tap_aha.client import AhaStream, ListingStream
+from tap_aha.errors import EndpointRefusedError
 from tap_aha.timestamps import normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     import requests
+    from singer_sdk.helpers.types import Context
 
     from tap_aha.tap import TapAha
 
 DELETES_BOOKMARK = "deletes"  # state["bookmarks"]["deletes"]: {"replication_key_value": <audit time>}
 DELETED_AT = "_sdc_deleted_at"
 IDEA_TYPE = "ideas/idea"
-MAX_WALKS = 4
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -58,96 +57,76 @@ class Deletion:
         return record
 
 
-class AuditsRefusedError(TapAhaError):
-    """Aha! refused /audits (403 for the key's role, 404 on a plan without it): deletes cannot be read."""
+class AuditsStream(ListingStream):
+    """`GET /audits` for one window's destroy audits, through the tap's client; not a stream of the tap.
 
-    def __init__(self, status: int) -> None:
-        """The status, for the warning."""
-        super().__init__(f"HTTP {status}")
-
-
-class AuditsStream(AhaStream):
-    """`GET /audits`, read through the tap's client, limiter and retries; not a stream of the tap."""
+    Optional: Aha! refuses it (403 for the key's role, 404 on a plan without it) with `EndpointRefusedError`,
+    whose text is the status alone, for the caller's own warning.
+    """
 
     name = "audits"
     path = "/audits"
     root_key = "audits"
+    optional_endpoint = True
     schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {"id": {"type": "string"}}}
 
-    def validate_response(self, response: requests.Response) -> None:
-        """403 and 404 mean no audit log for this key or plan: the caller goes on without deletes."""
-        if response.status_code in {HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND}:
-            raise AuditsRefusedError(response.status_code)
-        super().validate_response(response)
+    def __init__(self, tap: TapAha, since: str | None, until: str) -> None:
+        """A read of the destroy audits created in [since, until); `since` None: all the log holds."""
+        super().__init__(tap=tap)
+        self._window: dict[str, str] = {"audit_action": "destroy", "created_before": until}
+        if since is not None:
+            self._window["created_since"] = since
+        self.read = AuditRead()
 
-    def destroys(self, since: str | None, until: str) -> AuditRead:
-        """Every destroy audit created in [since, until), each once, whatever order Aha! answers in.
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """A numbered page of the window's destroy audits."""
+        return {**super().get_url_params(context, next_page_token), **self._window}
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        """The listing's own bookkeeping (its totals, Aha!'s clock), each answer counted for the log."""
+        self.read.requests += 1
+        return super().parse_response(response)
+
+    def destroys(self) -> AuditRead:
+        """Every destroy audit of the window, each once, whatever order Aha! answers in.
 
         It walks with `after_id` (the largest id seen so far), as Aha! recommends: one request per 200
-        audits when the answer comes in id order. If that walk saw fewer audits than the first answer
-        listed (another order, or `after_id` ignored), it walks the pages by number instead, again while
-        their total changes under it.
+        audits when the answer comes in id order. If that walk saw fewer audits than an answer listed
+        (another order, or `after_id` ignored), it walks the numbered pages instead (`walk_pages`: again
+        while the listing shifts under it).
         """
-        params: dict[str, t.Any] = {
-            "audit_action": "destroy",
-            "created_before": until,
-            "per_page": self.settings.page_size,
-        }
-        if since is not None:
-            params["created_since"] = since
-        read = AuditRead()
-        after: str | None = None
+        has_more = self.get_new_paginator().has_more
+        params: dict[str, t.Any] = {**self._window, "per_page": self.settings.page_size}
         while True:
-            response = read.page(self, {**params, "after_id": after} if after else params)
-            if not read.new or not self._more(response):
+            response = self.get_response(self.path, params)
+            audits = [audit for page in self.parse_response(response) for audit in page[self.root_key]]
+            if not self.read.page(audits) or not has_more(response):
                 break
-            after = max(read.audits, key=_id_order)
-        for _ in range(MAX_WALKS):
-            if len(read.audits) >= read.listed or len(self._walk_pages(read, params)) == 1:
-                break
-        return read
+            params["after_id"] = max(self.read.audits, key=_id_order)
+        if len(self.read.audits) < max(self._walk.totals, default=0):
+            for page in self.walk_pages(None, None):
+                self.read.page(page)
+        return self.read
 
-    def _walk_pages(self, read: AuditRead, params: dict[str, t.Any]) -> set[int]:
-        """Every page by number; the totals the pages listed (more than one: the listing moved under it)."""
-        totals: set[int] = set()
-        page = 1
-        while True:
-            response = read.page(self, {**params, "page": page})
-            totals.add(read.listed)
-            if not self._more(response):
-                return totals
-            page += 1
-
-    def _more(self, response: requests.Response) -> bool:
-        return AhaPaginator(self.settings.page_size).has_more(response)
+    def _refusal(self, status: int, where: str) -> str:
+        """The status alone: the callers word the warning, naming `capture_deletes`."""
+        return f"HTTP {status}"
 
 
 class AuditRead:
-    """What one read of the audit log found, and when its first request left on Aha!'s clock."""
+    """What one read of the audit log found, and how many requests it took."""
 
     def __init__(self) -> None:
         """Nothing read yet."""
         self.audits: dict[str, dict[str, t.Any]] = {}
-        self.listed = 0
         self.requests = 0
-        self.server_start: str | None = None
-        self.new = 0
 
-    def page(self, stream: AuditsStream, params: dict[str, t.Any]) -> requests.Response:
-        """One page: note its audits, how many the answer lists in all, and the server's clock."""
-        response = stream.get_response(stream.path, params)
-        self.requests += 1
-        if self.server_start is None:
-            self.server_start = sent_on_server_clock(response)
-        pagination = payload_of(response).get("pagination")
-        total = pagination.get("total_records") if isinstance(pagination, dict) else None
-        if isinstance(total, int) and "after_id" not in params:
-            self.listed = total
+    def page(self, audits: Iterable[dict[str, t.Any]]) -> int:
+        """Note a page's audits, each once; how many were new."""
         before = len(self.audits)
-        for audit in records_of(response, stream.root_key):
+        for audit in audits:
             self.audits.setdefault(audit["id"], audit)
-        self.new = len(self.audits) - before
-        return response
+        return len(self.audits) - before
 
     def deletions(self, streams: Mapping[str, AhaStream]) -> list[Deletion]:
         """The deletions of these streams' records, the latest per record, oldest first."""
@@ -194,10 +173,10 @@ def audit_log_start(now: dt.datetime) -> dt.datetime:
 
 def read_deletions(
     tap: TapAha, streams: Sequence[AhaStream], since: str | None, until: str
-) -> tuple[list[Deletion], AuditRead]:
-    """The deletions of these streams' records audited in [since, until), and the read itself."""
-    read = AuditsStream(tap=tap).destroys(since, until)
-    return read.deletions({stream.name: stream for stream in streams}), read
+) -> tuple[list[Deletion], AuditsStream]:
+    """The deletions of these streams' records audited in [since, until), and the stream that read them."""
+    audits = AuditsStream(tap, since, until)
+    return audits.destroys().deletions({stream.name: stream for stream in streams}), audits
 
 
 def capture_deletes(tap: TapAha) -> None:
@@ -228,8 +207,8 @@ def capture_deletes(tap: TapAha) -> None:
             since,
         )
     try:
-        deletions, read = read_deletions(tap, streams, since, start)
-    except AuditsRefusedError as exc:
+        deletions, audits = read_deletions(tap, streams, since, start)
+    except EndpointRefusedError as exc:
         logger.warning(
             "Aha! refused GET /audits (%s): deletes are not captured this run; the data sync goes on. Give "
             "the key's user access to the audit log, or set 'capture_deletes' to false.",
@@ -246,10 +225,9 @@ def capture_deletes(tap: TapAha) -> None:
                 stream._write_record_message(deletion.tombstone(columns))
     logger.info(
         "Deletes since %s: %d tombstones sent, from %d destroy audits (requests to /audits: %d).",
-        since, len(deletions), len(read.audits), read.requests,
+        since, len(deletions), len(audits.read.audits), audits.read.requests,
     )  # fmt: skip
-    promoted = min(start, read.server_start or start)
-    bookmarks[DELETES_BOOKMARK] = {"replication_key_value": promoted}
+    bookmarks[DELETES_BOOKMARK] = {"replication_key_value": audits.server_start()}
 
 
 def _bookmark(bookmarks: Mapping[str, t.Any], name: str) -> str | None:

@@ -14,7 +14,8 @@ import logging
 import typing as t
 from dataclasses import dataclass
 
-from tap_aha.deletes import AuditsRefusedError, Deletion, read_deletions
+from tap_aha.deletes import Deletion, read_deletions
+from tap_aha.errors import EndpointRefusedError
 from tap_aha.spark_schema import table_columns
 from tap_aha.timestamps import format_timestamp, parse_timestamp
 
@@ -97,7 +98,7 @@ def _listing(tap: TapAha, stream: AhaStream, start: Key | None, cap: str) -> lis
     until = format_timestamp(parse_timestamp(cap) + _ONE_MS)
     try:
         deletions, _ = read_deletions(tap, [stream], since, until)
-    except AuditsRefusedError as exc:
+    except EndpointRefusedError as exc:
         logger.warning(
             "Aha! refused GET /audits (%s): no deletes for %s; set 'capture_deletes' to false to read it "
             "as cdc without deletes.",
