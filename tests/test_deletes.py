@@ -112,8 +112,7 @@ def test_second_run_sends_exactly_the_tombstones_of_what_was_deleted(
     for stream in STREAMS:
         kinds = [m["type"] for m in second.messages if m.get("stream") == stream]
         assert kinds.count("SCHEMA") == 1, stream
-        records = [m for m in second.messages if m["type"] == "RECORD" and m["stream"] == stream]
-        flags = [bool(m["record"].get(DELETED_AT)) for m in records]
+        flags = [bool(record.get(DELETED_AT)) for record in second.records(stream)]
         assert flags == sorted(flags, reverse=True), f"{stream}: a tombstone after a normal record"
         if any(flags):
             assert kinds.index("SCHEMA") < kinds.index("RECORD")
@@ -128,9 +127,7 @@ def test_tombstones_carry_the_key_the_idea_and_the_deletion_time_only(fake: Fake
     vote = fake.votes(next(i for i in fake.idea_ids() if fake.votes(i)))[0]
     fake.delete_vote(vote["id"])
     second = run_tap(config, state=first.state)
-    [record] = [
-        m["record"] for m in second.messages if m["type"] == "RECORD" and m["stream"] == "idea_proxy_votes"
-    ]
+    [record] = second.records("idea_proxy_votes")
     assert record == {
         "id": vote["id"],
         "idea_id": vote["idea_id"],
@@ -158,7 +155,7 @@ def test_a_restored_idea_comes_back_after_its_tombstone(fake: FakeAha, config: C
     fake.delete_idea(victim)
     fake.restore_idea(victim)  # restore is an update: updated_at moves on
     second = run_tap(config, state=first.state)
-    ideas = [m["record"] for m in second.messages if m["type"] == "RECORD" and m["stream"] == "ideas"]
+    ideas = second.records("ideas")
     mine = [bool(r.get(DELETED_AT)) for r in ideas if r["id"] == victim]
     assert mine == [True, False]  # the tombstone, then the idea as it is now
     assert [r for r in ideas if r["id"] == victim][-1] == fake.idea(victim)
@@ -170,7 +167,7 @@ def test_a_restored_idea_comes_back_after_its_tombstone(fake: FakeAha, config: C
     assert ("ideas", victim) in {(s, i) for s, i, _, _ in tombstones(third)}
     assert victim not in third.ids("ideas") - {i for _, i, _, _ in tombstones(third)}
     # The next run may repeat the tombstone (its window starts up to a second early), never after the idea.
-    ideas = [m["record"] for m in fourth.messages if m["type"] == "RECORD" and m["stream"] == "ideas"]
+    ideas = fourth.records("ideas")
     assert [r for r in ideas if r["id"] == victim][-1] == fake.idea(victim)
 
 
