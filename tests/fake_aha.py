@@ -549,6 +549,11 @@ class FakeAha:
         with self._log_lock:
             self.requests.clear()
 
+    def requests_to(self, path: str) -> list[RequestLog]:
+        """Logged requests to exactly `path`, as logged (``/api/v1/audits``), any status."""
+        with self._log_lock:
+            return [r for r in self.requests if r.path == path]
+
     def count(self, path_prefix: str = "") -> int:
         """Logged requests whose path starts with ``/api/v1`` + ``path_prefix`` (any status)."""
         prefix = API_PREFIX + path_prefix

@@ -34,10 +34,6 @@ def every_vote(fake: FakeAha) -> dict[str, dict[str, t.Any]]:
     return {v["id"]: v for iid in fake.idea_ids() for v in fake.votes(iid, proxy_only=False)}
 
 
-def requests_to(fake: FakeAha, path: str) -> list[RequestLog]:
-    return [r for r in fake.requests if r.path == path]
-
-
 def test_full_run_emits_every_companion_record_as_aha_has_it(fake: FakeAha, config: Config) -> None:
     fake.seed(120)
     run = run_tap(config, streams=COMPANIONS)
@@ -86,7 +82,7 @@ def test_full_run_emits_every_companion_record_as_aha_has_it(fake: FakeAha, conf
 def test_organizations_are_asked_for_the_full_record(fake: FakeAha, config: Config) -> None:
     fake.seed(20)
     run = run_tap(config, streams=["idea_organizations"])
-    (request,) = requests_to(fake, PATHS["idea_organizations"])
+    (request,) = fake.requests_to(PATHS["idea_organizations"])
     fields = request.query["fields"].split(",")
     assert fields[0] == "*"
     assert {"updated_at", "revenue", "email_domains", "endorsements_count", "custom_fields"} <= set(fields)
@@ -108,7 +104,7 @@ def test_a_listing_costs_one_request_per_page_of_200(config: Config) -> None:
             "products": len(fake.companions.products()),
         }
         for stream, size in sizes.items():
-            assert len(requests_to(fake, PATHS[stream])) == max(1, math.ceil(size / 200)), stream
+            assert len(fake.requests_to(PATHS[stream])) == max(1, math.ceil(size / 200)), stream
         assert sizes["idea_users"] > 200  # more than one page
         categories = [r for r in fake.requests if r.path.endswith("/idea_categories")]
         assert len(categories) == len(fake.companions.products())  # one per workspace, none per idea
@@ -162,14 +158,13 @@ def test_incremental_run_reads_only_what_changed(fake: FakeAha, config: Config) 
     assert category["id"] in second.ids("idea_categories")
     assert len(second.records("products")) == len(fake.companions.products())  # full tables, whole again
     assert (
-        requests_to(fake, PATHS["idea_votes"])[0].query["updated_since"]
+        fake.requests_to(PATHS["idea_votes"])[0].query["updated_since"]
         == bookmarks["idea_votes"]["replication_key_value"]
     )
     assert (
-        requests_to(fake, PATHS["idea_users"])[0].query["updated_since"]
-        == users_mark["replication_key_value"]
+        fake.requests_to(PATHS["idea_users"])[0].query["updated_since"] == users_mark["replication_key_value"]
     )
-    assert "updated_since" not in requests_to(fake, PATHS["products"])[0].query
+    assert "updated_since" not in fake.requests_to(PATHS["products"])[0].query
     # The run's start on Aha!'s clock (its Date header counts whole seconds, so two quick runs may share it).
     moved = second.state["bookmarks"]["idea_users"]["replication_key_value"]
     assert users_mark["replication_key_value"] <= moved

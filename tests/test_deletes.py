@@ -29,6 +29,7 @@ TYPES = {
     "ideas/idea_organization": ("idea_organizations",),
     "ideas/idea_user": ("idea_users",),
 }
+AUDITS = "/api/v1/audits"
 Tombstone = tuple[str, str, str | None, str]  # stream, id, idea_id, _sdc_deleted_at
 
 
@@ -49,10 +50,6 @@ def expected(fake: FakeAha, after: str) -> set[Tombstone]:
                 idea = None if audit["associated_id"] is None else str(audit["associated_id"])
                 found.add((stream, str(audit["auditable_id"]), idea, audit["created_at"]))
     return found
-
-
-def audit_requests(fake: FakeAha) -> list[RequestLog]:
-    return [r for r in fake.requests if r.path == "/api/v1/audits"]
 
 
 def delete_one_of_each(fake: FakeAha) -> dict[str, str]:
@@ -84,7 +81,7 @@ def test_second_run_sends_exactly_the_tombstones_of_what_was_deleted(
     fake.audit_child_destroys = children_audited
     first = run_tap(config)
     assert tombstones(first) == set()
-    assert audit_requests(fake) == []  # a first run reads no deletes
+    assert fake.requests_to(AUDITS) == []  # a first run reads no deletes
     started = first.state["bookmarks"]["deletes"]["replication_key_value"]
     fake.clear_requests()
 
@@ -106,9 +103,9 @@ def test_second_run_sends_exactly_the_tombstones_of_what_was_deleted(
     ties = {i["id"] for i in fake.ideas() if i["updated_at"] == first.bookmark()}
     assert second.ids("ideas") - {gone["idea"]} == ties
     # One request for the deletes; SCHEMA once per stream and before its tombstones, tombstones first.
-    assert len(audit_requests(fake)) == 1
-    assert audit_requests(fake)[0].query["audit_action"] == "destroy"
-    assert audit_requests(fake)[0].query["created_since"] == started
+    assert len(fake.requests_to(AUDITS)) == 1
+    assert fake.requests_to(AUDITS)[0].query["audit_action"] == "destroy"
+    assert fake.requests_to(AUDITS)[0].query["created_since"] == started
     for stream in STREAMS:
         kinds = [m["type"] for m in second.messages if m.get("stream") == stream]
         assert kinds.count("SCHEMA") == 1, stream
@@ -144,7 +141,7 @@ def test_a_state_from_before_deletes_reads_them_from_the_ideas_bookmark(
     fake.delete_idea(fake.idea_ids()[5])
     fake.clear_requests()
     second = run_tap(config, state=old_state)
-    assert audit_requests(fake)[0].query["created_since"] == first.bookmark()
+    assert fake.requests_to(AUDITS)[0].query["created_since"] == first.bookmark()
     assert ("ideas", fake.audits()[0]["auditable_id"]) in {(s, int(i)) for s, i, _, _ in tombstones(second)}
 
 
@@ -197,7 +194,7 @@ def test_capture_deletes_false_reads_no_audits(fake: FakeAha, config: Config) ->
     fake.delete_idea(fake.idea_ids()[0])
     fake.clear_requests()
     second = run_tap({**config, "capture_deletes": False}, state=first.state)
-    assert audit_requests(fake) == []
+    assert fake.requests_to(AUDITS) == []
     assert tombstones(second) == set()
 
 
@@ -228,10 +225,10 @@ def test_many_deletes_are_read_page_by_page_in_any_order_and_spelling(
     assert {i for s, i, _, _ in sent if s == "idea_proxy_votes"} <= set(votes)
     pages = -(-(len(destroys) + 1) // 200)
     if order == "id":
-        assert len(audit_requests(fake)) == pages  # one request per 200 deletions
-        assert all(r.query["per_page"] == "200" for r in audit_requests(fake))
+        assert len(fake.requests_to(AUDITS)) == pages  # one request per 200 deletions
+        assert all(r.query["per_page"] == "200" for r in fake.requests_to(AUDITS))
     else:
-        assert len(audit_requests(fake)) <= 2 + pages
+        assert len(fake.requests_to(AUDITS)) <= 2 + pages
 
 
 def test_audit_types_match_in_either_spelling() -> None:
@@ -367,7 +364,7 @@ def test_lakeflow_delete_batches_resume_exactly_and_repeat(fake: FakeAha) -> Non
     fake.clear_requests()
     batches, end = read_deletes(connect(fake), "ideas", max_records_per_batch="5")
     assert [len(b) for b in batches] == [5, 5, 2]
-    assert len(audit_requests(fake)) == 1  # the audit log is listed once per pass, not once per batch
+    assert len(fake.requests_to(AUDITS)) == 1  # the audit log is listed once per pass, not once per batch
     assert [
         row["id"] for b in batches for row in b
     ] == whole  # all audits share a millisecond: ids order them
@@ -393,7 +390,7 @@ def test_lakeflow_delete_flow_lists_again_at_most_once_per_poll_interval(fake: F
     time.sleep(0.003)
     fake.clear_requests()
     assert read_deletes(connector, "ideas", end) == ([], end)  # caught up a moment ago: no request
-    assert audit_requests(fake) == []
+    assert fake.requests_to(AUDITS) == []
     copy = pickle.loads(pickle.dumps(connector))  # noqa: S301 - our own object
     assert read_deletes(copy, "ideas", end) == ([], end)
     later = read_deletes(connector, "ideas", end, poll_interval_seconds="0")[0]
@@ -411,7 +408,7 @@ def test_lakeflow_without_capture_deletes_is_plain_cdc(fake: FakeAha) -> None:
     connector = connect(fake, capture_deletes="false")
     assert connector.read_table_metadata("ideas", {})["ingestion_type"] == "cdc"
     assert read_deletes(connector, "ideas") == ([], {})
-    assert audit_requests(fake) == []
+    assert fake.requests_to(AUDITS) == []
 
 
 def test_companion_streams_get_tombstones_for_their_audited_destroys(fake: FakeAha, config: Config) -> None:

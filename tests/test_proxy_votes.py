@@ -16,10 +16,6 @@ LISTING = "/api/v1/ideas/endorsements"
 STREAM = "idea_proxy_votes"
 
 
-def listing_requests(fake: FakeAha) -> list[RequestLog]:
-    return [r for r in fake.requests if r.path == LISTING]
-
-
 def per_idea_vote_requests(fake: FakeAha) -> list[RequestLog]:
     return [r for r in fake.requests if r.path.endswith("/endorsements") and r.path != LISTING]
 
@@ -43,7 +39,7 @@ def test_full_run_reads_one_listing_and_writes_what_the_per_idea_path_writes(con
             traces.append(records_trace(run))
             assert {r["id"]: r for r in run.records(STREAM)} == proxy_votes(fake)
             if refused is None:
-                pages = listing_requests(fake)
+                pages = fake.requests_to(LISTING)
                 assert len(proxy_votes(fake)) > 200
                 assert len(pages) == math.ceil(len(proxy_votes(fake)) / 200)
                 assert all(r.query["proxy"] == "true" and r.query["per_page"] == "200" for r in pages)
@@ -61,7 +57,7 @@ def test_incremental_run_lists_only_the_new_votes(fake: FakeAha, config: Config)
     fake.clear_requests()
     second = run_tap(config, state=first.state, streams=IDEA_STREAMS)
 
-    pages = listing_requests(fake)
+    pages = fake.requests_to(LISTING)
     assert len(pages) == 1
     assert pages[0].query["updated_since"] == first.bookmark()
     assert per_idea_vote_requests(fake) == []
@@ -119,7 +115,7 @@ def test_a_refused_listing_falls_back_to_one_request_per_idea_with_one_warning(
     warnings = [r.getMessage() for r in caplog.records if "account-wide vote listing" in r.getMessage()]
     assert len(warnings) == 1
     assert "one request per changed idea" in warnings[0]
-    assert len(listing_requests(fake)) == 1
+    assert len(fake.requests_to(LISTING)) == 1
     voted = {i["id"] for i in fake.ideas() if i["endorsements_count"]}
     assert {r.path.split("/")[4] for r in per_idea_vote_requests(fake)} == voted
     assert {r["id"]: r for r in run.records(STREAM)} == proxy_votes(fake)
@@ -130,7 +126,7 @@ def test_idea_votes_and_proxy_votes_share_one_listing(fake: FakeAha, config: Con
     streams = (*IDEA_STREAMS, "idea_votes")
     every = {v["id"]: v for iid in fake.idea_ids() for v in fake.votes(iid, proxy_only=False)}
     first = run_tap(config, streams=streams)
-    pages = listing_requests(fake)
+    pages = fake.requests_to(LISTING)
     assert len(pages) == math.ceil(len(every) / 200)
     assert all("proxy" not in r.query for r in pages)  # every vote: idea_votes needs them all
     assert {r["id"]: r for r in first.records("idea_votes")} == every
@@ -143,8 +139,8 @@ def test_idea_votes_and_proxy_votes_share_one_listing(fake: FakeAha, config: Con
     new = fake.add_vote(fake.idea_ids()[5])
     fake.clear_requests()
     second = run_tap(config, state=state, streams=streams)
-    assert len(listing_requests(fake)) == math.ceil(len(every) / 200)
-    assert all("updated_since" not in r.query for r in listing_requests(fake))
+    assert len(fake.requests_to(LISTING)) == math.ceil(len(every) / 200)
+    assert all("updated_since" not in r.query for r in fake.requests_to(LISTING))
     assert len(second.records("idea_votes")) == len(every) + 1
     assert second.ids(STREAM) == {new["id"]} | {
         v["id"] for v in proxy_votes(fake).values() if v["updated_at"] >= str(first.bookmark())
@@ -160,7 +156,7 @@ def test_with_idea_votes_refused_too_proxy_votes_fall_back_with_a_warning_each(
         run = run_tap(config, streams=(*IDEA_STREAMS, "idea_votes"))
     assert caplog.text.count("Skipping 'idea_votes'") == 1
     assert caplog.text.count("account-wide vote listing") == 1
-    assert len(listing_requests(fake)) == 1  # not asked again for the proxy votes
+    assert len(fake.requests_to(LISTING)) == 1  # not asked again for the proxy votes
     assert run.records("idea_votes") == []
     assert {r["id"]: r for r in run.records(STREAM)} == proxy_votes(fake)
 
@@ -170,7 +166,7 @@ def test_lakeflow_reads_proxy_votes_from_the_listing_in_the_ideas_order(fake: Fa
     batches, _ = read_all(connect(fake), STREAM, table_options={"max_records_per_batch": "30"})
     assert len(batches) > 3
     assert {r["id"] for r in flat(batches)} == set(proxy_votes(fake))
-    assert len(listing_requests(fake)) == math.ceil(len(proxy_votes(fake)) / 200)  # once for the pass
+    assert len(fake.requests_to(LISTING)) == math.ceil(len(proxy_votes(fake)) / 200)  # once for the pass
     assert per_idea_vote_requests(fake) == []
 
     fake.account_votes_refused = 403
