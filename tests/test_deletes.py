@@ -18,7 +18,7 @@ from tap_aha.deletes import DELETED_AT, audit_type
 from tap_aha.lakeflow import LakeflowConnect
 from tests.conftest import REPO, TAP, Config, Run, parse_messages, run_cli, run_tap
 from tests.fake_aha import FakeAha, RequestLog, parse_ts
-from tests.test_lakeflow import CURSORS, connect, options_for
+from tests.lakeflow_helpers import CURSORS, connect, options_for
 
 STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 TYPES = {
