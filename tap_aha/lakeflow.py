@@ -7,11 +7,12 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
   batch can stop anywhere (also between ideas that share one `updated_at`) and the next one resume exactly;
 * deletes (`read_table_deletes`): the keys of records deleted in Aha!, from its audit log, with offsets of
   the same form (`tap_aha.lakeflow_deletes`);
-* passes: a pass over a table reads up to its cap and never past it, so it ends even while ideas keep
-  changing. The first pass of every table is capped at the moment the connector was made; a read that starts
-  where the table's last pass caught up (returned its start offset) starts a new pass with a new cap, once
-  `poll_interval_seconds` have passed since the last cap, so one connector serving a continuous query for
-  days keeps reading what changes;
+* passes: a pass over a table (or its delete flow) reads up to its cap and never past it, so it ends even
+  while ideas keep changing. The first pass of every table is capped at the moment the connector was made; a
+  read that starts where the table's last pass caught up (returned its start offset) starts a new pass with a
+  new cap, once `poll_interval_seconds` have passed since the last cap, so one connector serving a continuous
+  query for days keeps reading what changes. A pass lists Aha! once, at its first read: its later batches
+  slice that listing;
 * the tables' Spark schemas and records converted to them (`tap_aha.spark_schema`).
 
 The idea tables are read through the window of changed ideas; the companion tables (votes, organizations,
@@ -27,13 +28,14 @@ import dataclasses
 import datetime as dt
 import logging
 import typing as t
+from bisect import bisect_right
 from operator import itemgetter
 
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_aha.companions import COMPANION_TYPES, AccountStream
+from tap_aha.companions import AccountStream
 from tap_aha.errors import EndpointRefusedError, SettingsError
-from tap_aha.lakeflow_deletes import DeletePasses
+from tap_aha.lakeflow_deletes import deleted_rows
 from tap_aha.settings import AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
 from tap_aha.streams import EPOCH, IdeaProxyVotesStream
@@ -41,7 +43,7 @@ from tap_aha.tap import STREAM_NAMES, TapAha
 from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from pyspark.sql.types import StructType
 
@@ -55,10 +57,7 @@ PARENT_TABLE = "ideas"
 TABLES = STREAM_NAMES
 # Deletes come from Aha!'s audit log (tap_aha.deletes); without capture_deletes the tables are plain cdc.
 INGESTION_TYPE = "cdc_with_deletes"
-# Read over their own account-wide listings, not through the ideas' window: `cdc` on updated_at where the
-# records carry it, else `snapshot` (read whole once per pass; offset {"snapshot": <cap>}). Their deletes
-# are not captured yet: plain `cdc`, and no delete flow.
-COMPANION_TABLES = frozenset(vars(stream_type)["name"] for stream_type in COMPANION_TYPES)
+# Companion tables without a cursor: read whole once per pass (offset {"snapshot": <cap>}), no delete flow.
 SNAPSHOT = "snapshot"
 
 
@@ -84,8 +83,10 @@ FRAMEWORK_OPTIONS = frozenset(
         "path", "scd_type", "primary_keys", "sequence_by",
     }
 )  # fmt: skip
-Key = tuple[str, str]  # (updated_at in Aha!'s form, idea id): the order every read follows
+Key = tuple[str, str]  # (updated_at in Aha!'s form, id): the order every read follows (deletes: deleted at)
+Row = dict[str, t.Any]
 _ONE_MS = dt.timedelta(milliseconds=1)
+_first = itemgetter(0)
 
 
 def _now_cap() -> str:
@@ -95,12 +96,20 @@ def _now_cap() -> str:
 
 @dataclasses.dataclass
 class _Pass:
-    """One pass over a table: its cap, the ideas it read (for max_ideas) and where it caught up, if it did."""
+    """A pass over a table or its delete flow: its cap, the ideas it read (max_ideas), where it caught up."""
 
     cap: str
     ideas_read: int = 0
-    caught_up: bool = False
-    caught_up_at: dict[str, t.Any] | None = None  # the offset it returned unchanged
+    caught_up_at: dict[str, t.Any] | None = None  # the offset it returned unchanged, once it has
+
+
+@dataclasses.dataclass(frozen=True)
+class _Listing:
+    """What one listing of a table found up to `cap`, after `start`, in key order."""
+
+    cap: str
+    start: Key | None
+    rows: list[tuple[Key, Row]]
 
 
 class _EmbeddedTap(TapAha):
@@ -127,8 +136,7 @@ class LakeflowConnect:
         self._options = dict(options)
         self._cap = _now_cap()
         self._continuous = continuous
-        self._passes: dict[str, _Pass] = {}
-        self._deletes_caught_up: dict[str, tuple[Key | None, str]] = {}  # table: (offset, when)
+        self._passes: dict[str, _Pass] = {}  # by table, and by `_deletes(table)` for its delete flow
         self._setup()
 
     def _setup(self) -> None:
@@ -138,10 +146,8 @@ class LakeflowConnect:
         self._default_batch = _batch_limit(table_options, None)
         self._default_poll = _poll_interval(table_options, DEFAULT_POLL_INTERVAL)
         self._tap: TapAha | None = None
-        self._listed: tuple[str, Key | None, list[tuple[Key, dict[str, t.Any]]]] | None = None
+        self._listings: dict[str, _Listing] = {}  # by the same names as the passes
         self._votes_listed: tuple[str, Key | None, ProxyVoteIndex | None] | None = None
-        self._companions_listed: dict[str, tuple[str, Key | None, list[tuple[Key, dict[str, t.Any]]]]] = {}
-        self._deletes = DeletePasses()
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
 
     # Spark pickles what a DataSource holds: keep the options and the passes, not sockets, locks or threads.
@@ -152,7 +158,6 @@ class LakeflowConnect:
             "cap": self._cap,
             "continuous": self._continuous,
             "passes": dict(self._passes),
-            "deletes_caught_up": dict(self._deletes_caught_up),
         }
 
     def __setstate__(self, state: dict[str, t.Any]) -> None:
@@ -161,7 +166,6 @@ class LakeflowConnect:
         self._cap = state["cap"]
         self._continuous = state["continuous"]
         self._passes = dict(state["passes"])
-        self._deletes_caught_up = dict(state["deletes_caught_up"])
         self._setup()
 
     @property
@@ -196,12 +200,12 @@ class LakeflowConnect:
         Companion tables without a cursor are `snapshot`: each pass reads them whole.
         """
         stream = self._stream(_check_table(table_name))
-        if table_name in COMPANION_TABLES and not stream.replication_key:
+        if _is_snapshot(stream):
             return {"primary_keys": list(stream.primary_keys or ()), "ingestion_type": SNAPSHOT}
         return {
             "primary_keys": list(stream.primary_keys or ()),
             "cursor_field": _cursor_field(stream),
-            "ingestion_type": INGESTION_TYPE if self._has_delete_flow(table_name) else "cdc",
+            "ingestion_type": INGESTION_TYPE if self._has_delete_flow(stream) else "cdc",
         }
 
     def read_table(
@@ -217,21 +221,19 @@ class LakeflowConnect:
         table = _check_table(table_name)
         limit, poll = self._table_options(table_options)
         offset = dict(start_offset or {})
-        current = self._passes.get(table)
+        current = self._pass(table, offset, poll)
         if current is None:
-            current = self._passes[table] = _Pass(self._cap)
-        elif current.caught_up and current.caught_up_at == offset:  # where the table's last pass ended
-            if not self._continuous or _waits(current.cap, poll):
-                return iter([]), offset
-            current = self._passes[table] = _Pass(_now_cap())
-        if table in COMPANION_TABLES:
-            records, next_offset = self._read_companion(table, offset, None, limit, current.cap)
+            return iter([]), offset
+        stream = self._stream(table)
+        if isinstance(stream, AccountStream):
+            records, next_offset = self._read_companion(stream, offset, None, limit, current.cap)
         else:
             start = _parse_offset(start_offset)
-            records, end = self._read(table, start, None, limit, current)
-            next_offset = _next_offset(start_offset, start, end)
+            records, ideas = self._read(table, start, None, limit, current.cap, quota=self._quota(current))
+            current.ideas_read += len(ideas)  # forward reads only: a replay spends no quota
+            next_offset = _next_offset(offset, start, ideas[-1] if ideas else None)
         if next_offset == offset:
-            current.caught_up, current.caught_up_at = True, offset
+            current.caught_up_at = offset
         return iter(records), next_offset
 
     def read_table_deletes(
@@ -239,25 +241,24 @@ class LakeflowConnect:
     ) -> tuple[Iterator[dict[str, t.Any]], dict[str, t.Any]]:
         """Records deleted after `start_offset`, oldest deletion first, and the offset to pass next.
 
-        A record is the key, `idea_id` and the cursor column set to the deletion time; offsets, caps and
-        batches behave as read_table's, and so does `poll_interval_seconds` once the flow has caught up.
+        A record is the key, `idea_id` and the cursor column set to the deletion time; offsets, passes, caps,
+        batches and `poll_interval_seconds` behave as read_table's.
         """
         table = _check_table(table_name)
         limit, poll = self._table_options(table_options)
-        if not self._has_delete_flow(table):  # a snapshot table, or deletes not captured: nothing to read
-            return iter([]), dict(start_offset or {})
+        offset = dict(start_offset or {})
+        stream = self._stream(table)
+        if not self._has_delete_flow(stream):  # a snapshot table, or deletes not captured: nothing to read
+            return iter([]), offset
+        current = self._pass(_deletes(table), offset, poll)
+        if current is None:
+            return iter([]), offset
         start = _parse_offset(start_offset)
-        caught_up = self._deletes_caught_up.get(table)
-        if (
-            caught_up is not None
-            and caught_up[0] == start
-            and (not self._continuous or _waits(caught_up[1], poll))
-        ):  # the flow caught up here: a new pass waits for the poll interval (or forever, one-pass)
-            return iter([]), dict(start_offset or {})
-        records, end = self._read_deletes(table, start, None, limit)
-        if end is None or end == start:
-            self._deletes_caught_up[table] = (start, _now_cap())
-        return iter(records), _next_offset(start_offset, start, end)
+        records, end = self._read_deletes(stream, start, None, limit, current.cap)
+        next_offset = _next_offset(offset, start, end)
+        if next_offset == offset:
+            current.caught_up_at = offset
+        return iter(records), next_offset
 
     # ------------------------------------------------------------------ beyond the contract
 
@@ -276,126 +277,75 @@ class LakeflowConnect:
     ) -> list[dict[str, t.Any]]:
         """Records after `start_offset` up to `end_offset`: a streaming batch replayed after a restart.
 
-        With `deletes`, the delete flow's batch: the deleted keys, as read_table_deletes returns them.
+        With `deletes`, the delete flow's batch: the deleted keys, as read_table_deletes returns them. A
+        replay leaves the passes as they were (max_ideas counts forward reads only).
         """
         table = _check_table(table_name)
         self._table_options(table_options)  # the same option checks as read_table
-        current = self._passes.get(table) or _Pass(self._cap)
+        stream = self._stream(table)
         if deletes:
             end = _parse_offset(end_offset)
-            if end is None or not self._has_delete_flow(table):
+            if end is None or not self._has_delete_flow(stream):
                 return []
-            return self._read_deletes(table, _parse_offset(start_offset), end, None)[0]
-        if table in COMPANION_TABLES:
-            return self._read_companion(table, dict(start_offset or {}), end_offset, None, current.cap)[0]
+            cap = self._pass_cap(_deletes(table))
+            return self._read_deletes(stream, _parse_offset(start_offset), end, None, cap)[0]
+        cap = self._pass_cap(table)
+        if isinstance(stream, AccountStream):
+            return self._read_companion(stream, dict(start_offset or {}), end_offset, None, cap)[0]
         end = _parse_offset(end_offset)
         if end is None:
             return []
-        return self._read(table, _parse_offset(start_offset), end, None, current)[0]
+        return self._read(table, _parse_offset(start_offset), end, None, cap)[0]
 
-    def _has_delete_flow(self, table: str) -> bool:
-        """Deletes are captured and the table has a cursor and records whose destroys Aha! audits."""
-        stream = self._stream(table)
-        incremental = table not in COMPANION_TABLES or bool(stream.replication_key)
-        return self._settings.capture_deletes and incremental and bool(stream.delete_audit_types)
+    # ------------------------------------------------------------------ passes and listings
 
-    def _read_deletes(
-        self, table: str, start: Key | None, end: Key | None, limit: int | None
-    ) -> tuple[list[dict[str, t.Any]], Key | None]:
-        stream = self._stream(table)
-        return self._deletes.read(self.tap, stream, _cursor_field(stream), (start, end), limit)
+    def _pass(self, name: str, offset: dict[str, t.Any], poll: int) -> _Pass | None:
+        """The pass a forward read from `offset` belongs to; None while a caught-up table waits for its next.
 
-    # ------------------------------------------------------------------ reading
-
-    def _read(
-        self, table: str, start: Key | None, end: Key | None, limit: int | None, current: _Pass
-    ) -> tuple[list[dict[str, t.Any]], Key | None]:
-        quota = self._quota(current) if end is None else None
-        if quota == 0:
-            return [], None
-        columns = table_columns(self._stream(table))
-        ideas = self._sorted_window(start, end, current.cap)
-        if table == PARENT_TABLE:
-            chosen = ideas[: min(limit or len(ideas), quota or len(ideas))]
-            current.ideas_read += len(chosen)
-            return [columns.record(idea) for _, idea in chosen], chosen[-1][0] if chosen else None
-        parent = t.cast("IdeasStream", self._stream(PARENT_TABLE))
-        child = t.cast("IdeaChildStream", self._stream(table))
-        index = self._vote_index(child)
-        if index is None:
-            parent.prefetch_children([idea for _, idea in ideas], [child])
-        records: list[dict[str, t.Any]] = []
-        last_idea: Key | None = None
-        taken = 0
-        try:
-            for key, idea in ideas:
-                context = parent.get_child_context(idea, None)
-                rows = child.get_records(context) if index is None else index.get(idea["id"])
-                for row in rows:
-                    processed = child.post_process(row, context)
-                    if processed is not None:
-                        records.append(columns.record(processed))
-                last_idea, taken = key, taken + 1
-                if (limit and len(records) >= limit) or (quota and taken >= quota):
-                    break
-        finally:
-            child.connection.prefetcher.discard()  # the ideas after the batch's last one
-        current.ideas_read += taken
-        return records, last_idea
-
-    def _sorted_window(
-        self, start: Key | None, end: Key | None, cap: str
-    ) -> list[tuple[Key, dict[str, t.Any]]]:
-        """The window's ideas in (updated_at, id) order, listed once per cap for every later start.
-
-        A batch read calls read_table once per batch: without this, each batch would list the whole rest
-        of the window again. Ideas changed after the listing are after the cap anyway.
+        The first pass takes the connector's cap. A read from the offset where the last pass caught up starts
+        a new pass with a new cap once `poll` seconds have passed since the last cap (never in a one-pass
+        connector).
         """
-        listed_cap, listed_from, ideas = self._listed or (cap, None, [])
+        current = self._passes.get(name)
+        if current is None:
+            current = self._passes[name] = _Pass(self._cap)
+        elif current.caught_up_at == offset:
+            if not self._continuous or _waits(current.cap, poll):
+                return None
+            current = self._passes[name] = _Pass(_now_cap())
+        return current
+
+    def _pass_cap(self, name: str) -> str:
+        """The current pass's cap, else the first: every batch read so far lies before it."""
+        current = self._passes.get(name)
+        return self._cap if current is None else current.cap
+
+    def _listed(
+        self,
+        name: str,
+        window: tuple[Key | None, Key | None],
+        cap: str,
+        listing: Callable[[str | None], Iterable[tuple[Key, Row]]],
+    ) -> list[tuple[Key, Row]]:
+        """The keyed rows `listing` gives in the window (start, end] (no end: all), in key order.
+
+        Listed from `_since(start)` once per cap for every later start (an earlier start lists again): a pass
+        reads a table one batch per call, and without this each batch would list the whole rest of it
+        again. Rows changed after the listing are after the cap anyway.
+        """
+        start, end = window
+        listed = self._listings.get(name)
         if (
-            self._listed is None
-            or listed_cap != cap
-            or (listed_from is not None and (start is None or start < listed_from))
+            listed is None
+            or listed.cap != cap
+            or (listed.start is not None and (start is None or start < listed.start))
         ):
-            ideas = sorted(self._window(start, cap), key=itemgetter(0))
-            self._listed = (cap, start, ideas)
-        return [
-            (key, idea)
-            for key, idea in ideas
-            if (start is None or key > start) and (end is None or key <= end)
-        ]
-
-    def _vote_index(self, child: IdeaChildStream) -> ProxyVoteIndex | None:
-        """The proxy votes of the listed window, from one account-wide listing kept with it for later batches.
-
-        None for the other child tables, and where Aha! refuses the listing (per-idea requests then).
-        """
-        if not isinstance(child, IdeaProxyVotesStream) or self._listed is None:
-            return None
-        cap, listed_from, _ = self._listed
-        if self._votes_listed is None or self._votes_listed[:2] != (cap, listed_from):
-            self._votes_listed = (cap, listed_from, child.read_listing(self._since(listed_from)))
-        return self._votes_listed[2]
-
-    def _window(self, start: Key | None, cap: str) -> Iterator[tuple[Key, dict[str, t.Any]]]:
-        """Each idea with start < (updated_at, id) and updated_at <= cap.
-
-        The listing asks for `updated_since` one millisecond before the start's `updated_at`, so ideas that
-        share it come back whether Aha! treats the filter as inclusive or not. The stream itself walks the
-        listing again while it shifts.
-        """
-        stream = t.cast("IdeasStream", self._stream(PARENT_TABLE))
-        for page in stream.changed_idea_pages(self._since(start)):
-            for record in page:
-                idea = stream.post_process(record, None)
-                if idea is None:
-                    continue
-                key = _key(idea)
-                if key[0] > cap:
-                    continue
-                if start is not None and key <= start:
-                    continue
-                yield key, idea
+            listed = self._listings[name] = _Listing(
+                cap, start, sorted(listing(self._since(start)), key=_first)
+            )
+        rows = listed.rows
+        low = 0 if start is None else bisect_right(rows, start, key=_first)
+        return rows[low : len(rows) if end is None else bisect_right(rows, end, key=_first)]
 
     def _since(self, start: Key | None) -> str | None:
         """`updated_since` for a read after `start`: 1 ms before its cursor, never before start_date.
@@ -408,11 +358,91 @@ class LakeflowConnect:
             since = start_date
         return since
 
+    # ------------------------------------------------------------------ the idea tables
+
+    def _read(
+        self,
+        table: str,
+        start: Key | None,
+        end: Key | None,
+        limit: int | None,
+        cap: str,
+        *,
+        quota: int | None = None,
+    ) -> tuple[list[dict[str, t.Any]], list[Key]]:
+        """The records of the window's ideas after `start` (up to `end`), and the keys of the ideas read.
+
+        At most `limit` records (a child table: through the idea whose records reach it) and `quota` ideas.
+        """
+        if quota == 0:
+            return [], []
+        columns = table_columns(self._stream(table))
+        parent = t.cast("IdeasStream", self._stream(PARENT_TABLE))
+        ideas = self._listed(
+            PARENT_TABLE,
+            (start, end),
+            cap,
+            lambda since: _keyed(_processed(parent, parent.changed_idea_pages(since)), cap),
+        )
+        if table == PARENT_TABLE:
+            chosen = ideas[: min(limit or len(ideas), quota or len(ideas))]
+            return [columns.record(idea) for _, idea in chosen], [key for key, _ in chosen]
+        child = t.cast("IdeaChildStream", self._stream(table))
+        index = self._vote_index(child)
+        if index is None:
+            parent.prefetch_children([idea for _, idea in ideas], [child])
+        records: list[dict[str, t.Any]] = []
+        read: list[Key] = []
+        try:
+            for key, idea in ideas:
+                context = parent.get_child_context(idea, None)
+                rows = child.get_records(context) if index is None else index.get(idea["id"])
+                records.extend(columns.record(row) for row in _processed(child, [rows], context))
+                read.append(key)
+                if (limit and len(records) >= limit) or (quota and len(read) >= quota):
+                    break
+        finally:
+            child.connection.prefetcher.discard()  # the ideas after the batch's last one
+        return records, read
+
+    def _vote_index(self, child: IdeaChildStream) -> ProxyVoteIndex | None:
+        """The proxy votes of the listed window, from one account-wide listing kept with it for later batches.
+
+        None for the other child tables, and where Aha! refuses the listing (per-idea requests then).
+        """
+        listed = self._listings.get(PARENT_TABLE)
+        if not isinstance(child, IdeaProxyVotesStream) or listed is None:
+            return None
+        if self._votes_listed is None or self._votes_listed[:2] != (listed.cap, listed.start):
+            self._votes_listed = (listed.cap, listed.start, child.read_listing(self._since(listed.start)))
+        return self._votes_listed[2]
+
+    # ------------------------------------------------------------------ deletes
+
+    def _has_delete_flow(self, stream: AhaStream) -> bool:
+        """Deletes are captured and the table has a cursor and records whose destroys Aha! audits."""
+        return self._settings.capture_deletes and not _is_snapshot(stream) and bool(stream.delete_audit_types)
+
+    def _read_deletes(
+        self, stream: AhaStream, start: Key | None, end: Key | None, limit: int | None, cap: str
+    ) -> tuple[list[dict[str, t.Any]], Key | None]:
+        """Deleted rows in (start, end] (no end: up to `cap`), at most `limit`, and the last one's key."""
+        until = format_timestamp(parse_timestamp(cap) + _ONE_MS)
+        cursor = _cursor_field(stream)
+        rows = self._listed(
+            _deletes(stream.name),
+            (start, end),
+            cap,
+            lambda since: deleted_rows(self.tap, stream, cursor, since, until),
+        )[:limit]
+        columns = table_columns(stream)
+        return [columns.record(row) for _, row in rows], rows[-1][0] if rows else None
+
     # ------------------------------------------------------------------ companion tables
 
     def _read_companion(
         self,
-        table: str,
+        stream: AccountStream,
         start_offset: Mapping[str, t.Any] | None,
         end_offset: Mapping[str, t.Any] | None,
         limit: int | None,
@@ -424,48 +454,28 @@ class LakeflowConnect:
         every record once per pass (offset `{"snapshot": cap}`). An endpoint Aha! refuses gives no records,
         with the tap's warning.
         """
-        stream = t.cast("AccountStream", self._stream(table))
         columns = table_columns(stream)
         try:
-            if stream.replication_key:
-                start = _parse_offset(start_offset)
-                end = None if end_offset is None else _parse_offset(end_offset)
-                window = self._companion_window(stream, start, cap)
-                chosen = [(key, record) for key, record in window if end is None or key <= end][:limit]
-                if not chosen:
-                    return [], dict(start_offset or {})
-                return [columns.record(record) for _, record in chosen], _format_offset(chosen[-1][0])
-            finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
-            if start_offset and _snapshot_offset(start_offset) == finished:
-                return [], finished
-            return [columns.record(record) for record in self._snapshot(stream, None)], finished
+            if _is_snapshot(stream):
+                finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
+                if start_offset and _snapshot_offset(start_offset) == finished:
+                    return [], finished
+                return [columns.record(record) for record in self._snapshot(stream, None)], finished
+            start = _parse_offset(start_offset)
+            end = None if end_offset is None else _parse_offset(end_offset)
+            rows = self._listed(
+                stream.name,
+                (start, end),
+                cap,
+                lambda since: _keyed(_processed(stream, stream.walk_pages(None, since)), cap),
+            )[:limit]
+            next_offset = _next_offset(start_offset, start, rows[-1][0] if rows else None)
+            return [columns.record(row) for _, row in rows], next_offset
         except EndpointRefusedError as exc:
             logger.warning("%s", exc)
             return [], dict(start_offset or {})
 
-    def _companion_window(
-        self, stream: AccountStream, start: Key | None, cap: str
-    ) -> list[tuple[Key, dict[str, t.Any]]]:
-        """Records with start < (updated_at, id) <= (cap, …), sorted; listed once per cap for later starts."""
-        listed_cap, listed_from, rows = self._companions_listed.get(stream.name, (cap, None, []))
-        if (
-            stream.name not in self._companions_listed
-            or listed_cap != cap
-            or (listed_from is not None and (start is None or start < listed_from))
-        ):
-            rows = []
-            for page in stream.walk_pages(None, self._since(start)):
-                for record in page:
-                    processed = stream.post_process(record, None)
-                    if processed is not None and _key(processed)[0] <= cap:
-                        rows.append((_key(processed), processed))
-            rows.sort(key=itemgetter(0))
-            self._companions_listed[stream.name] = (cap, start, rows)
-        return [(key, record) for key, record in rows if start is None or key > start]
-
-    def _snapshot(
-        self, stream: AccountStream, context: dict[str, t.Any] | None
-    ) -> Iterator[dict[str, t.Any]]:
+    def _snapshot(self, stream: AccountStream, context: dict[str, t.Any] | None) -> Iterator[Row]:
         """Every record of a full table; a child table's through every record of its parent."""
         parent_type = stream.parent_stream_type
         if parent_type is not None and context is None:
@@ -475,11 +485,7 @@ class LakeflowConnect:
                 if child_context:
                     yield from self._snapshot(stream, dict(child_context))
             return
-        for page in stream.walk_pages(context, None):
-            for record in page:
-                processed = stream.post_process(record, context)
-                if processed is not None:
-                    yield processed
+        yield from _processed(stream, stream.walk_pages(context, None), context)
 
     # ------------------------------------------------------------------ options and streams
 
@@ -510,6 +516,35 @@ class LakeflowConnect:
         if self._settings.max_ideas is None:
             return None
         return max(0, self._settings.max_ideas - current.ideas_read)
+
+
+def _is_snapshot(stream: AhaStream) -> bool:
+    """A companion table without a cursor: read whole once per pass."""
+    return isinstance(stream, AccountStream) and not stream.replication_key
+
+
+def _deletes(table: str) -> str:
+    """The name of a table's delete flow, for its passes and listings."""
+    return f"{table}:deletes"
+
+
+def _processed(
+    stream: AhaStream, pages: Iterable[Iterable[Row]], context: Mapping[str, t.Any] | None = None
+) -> Iterator[Row]:
+    """The stream's records from its pages, post-processed; those it drops left out."""
+    for page in pages:
+        for record in page:
+            processed = stream.post_process(record, context)
+            if processed is not None:
+                yield processed
+
+
+def _keyed(records: Iterable[Row], cap: str) -> Iterator[tuple[Key, Row]]:
+    """Each record with its key; those updated after `cap` left out."""
+    for record in records:
+        key = _key(record)
+        if key[0] <= cap:
+            yield key, record
 
 
 # ---------------------------------------------------------------------- options

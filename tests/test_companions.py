@@ -18,7 +18,7 @@ from tap_aha.lakeflow import LakeflowConnect
 from tap_aha.tap import STREAM_NAMES
 from tests.conftest import Config, run_cli, run_tap
 from tests.fake_aha import FakeAha, RequestLog, parse_ts
-from tests.test_lakeflow import connect, flat, read_all
+from tests.lakeflow_helpers import connect, flat, read_all
 
 COMPANIONS = ("idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories")
 PATHS = {

@@ -18,7 +18,7 @@ from tap_aha.deletes import DELETED_AT, audit_type
 from tap_aha.lakeflow import LakeflowConnect
 from tests.conftest import REPO, TAP, Config, Run, parse_messages, run_cli, run_tap
 from tests.fake_aha import FakeAha, RequestLog, parse_ts
-from tests.test_lakeflow import CURSORS, connect, options_for
+from tests.lakeflow_helpers import CURSORS, connect, options_for, read_all
 
 STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 TYPES = {
@@ -313,23 +313,6 @@ def test_a_run_killed_during_the_audit_read_reads_the_same_deletions_again(
 # ---------------------------------------------------------------------- Lakeflow: read_table_deletes
 
 
-def read_deletes(
-    connector: LakeflowConnect, table: str, start: dict[str, t.Any] | None = None, **table_options: str
-) -> tuple[list[list[dict[str, t.Any]]], dict[str, t.Any]]:
-    """Call read_table_deletes as the framework does until the offset comes back unchanged."""
-    batches: list[list[dict[str, t.Any]]] = []
-    offset = start
-    for _ in range(50):
-        records, end = connector.read_table_deletes(table, offset, table_options)
-        batch = list(records)
-        if end == (offset or {}):
-            assert batch == []
-            return batches, end
-        batches.append(batch)
-        offset = end
-    pytest.fail("the delete offset still moved after 50 calls")
-
-
 def test_lakeflow_delete_reads_return_the_deleted_keys(fake: FakeAha) -> None:
     fake.seed(40)
     gone = delete_one_of_each(fake)
@@ -340,7 +323,7 @@ def test_lakeflow_delete_reads_return_the_deleted_keys(fake: FakeAha) -> None:
         ("ideas", "idea"), ("idea_proxy_votes", "vote"), ("idea_comments", "comment"),
         ("idea_portal_comments", "portal"),
     ):  # fmt: skip
-        rows = [row for batch in read_deletes(connector, table)[0] for row in batch]
+        rows = [row for batch in read_all(connector, table, deletes=True)[0] for row in batch]
         cursor = CURSORS[table]
         assert cursor is not None
         assert gone[key] in {row["id"] for row in rows}, table
@@ -357,12 +340,12 @@ def test_lakeflow_delete_batches_resume_exactly_and_repeat(fake: FakeAha) -> Non
     for idea in fake.idea_ids()[:12]:
         fake.delete_idea(idea)
     connector = connect(fake, poll_interval_seconds="0")  # a continuous query's next pass: at once
-    whole = [row["id"] for batch in read_deletes(connector, "ideas")[0] for row in batch]
+    whole = [row["id"] for batch in read_all(connector, "ideas", deletes=True)[0] for row in batch]
     assert sorted(whole) == sorted(
         str(a["auditable_id"]) for a in fake.audits() if a["auditable_type"] == "ideas/idea"
     )
     fake.clear_requests()
-    batches, end = read_deletes(connect(fake), "ideas", max_records_per_batch="5")
+    batches, end = read_all(connect(fake), "ideas", None, {"max_records_per_batch": "5"}, deletes=True)
     assert [len(b) for b in batches] == [5, 5, 2]
     assert len(fake.requests_to(AUDITS)) == 1  # the audit log is listed once per pass, not once per batch
     assert [
@@ -373,33 +356,33 @@ def test_lakeflow_delete_batches_resume_exactly_and_repeat(fake: FakeAha) -> Non
     assert (list(first), offset) == (list(again), same)
     assert connector.read_table_between("ideas", None, offset, {}, deletes=True) == batches[0]
     # A later pass takes a new cap: a delete made after the first pass is read from its end offset.
-    assert read_deletes(connector, "ideas", offset)[1] == end  # that pass goes on to the same end
+    assert read_all(connector, "ideas", offset, deletes=True)[1] == end  # that pass goes on to the same end
     victim = fake.idea_ids()[0]
     fake.delete_idea(victim)
     time.sleep(0.003)
-    later = [row["id"] for batch in read_deletes(connector, "ideas", end)[0] for row in batch]
+    later = [row["id"] for batch in read_all(connector, "ideas", end, deletes=True)[0] for row in batch]
     assert later == [victim]
 
 
 def test_lakeflow_delete_flow_lists_again_at_most_once_per_poll_interval(fake: FakeAha) -> None:
     fake.seed(20)
     connector = connect(fake)  # the default interval: 30 s
-    _, end = read_deletes(connector, "ideas")
+    _, end = read_all(connector, "ideas", deletes=True)
     victim = fake.idea_ids()[0]
     fake.delete_idea(victim)
     time.sleep(0.003)
     fake.clear_requests()
-    assert read_deletes(connector, "ideas", end) == ([], end)  # caught up a moment ago: no request
+    assert read_all(connector, "ideas", end, deletes=True) == ([], end)  # caught up a moment ago: no request
     assert fake.requests_to(AUDITS) == []
     copy = pickle.loads(pickle.dumps(connector))  # noqa: S301 - our own object
-    assert read_deletes(copy, "ideas", end) == ([], end)
-    later = read_deletes(connector, "ideas", end, poll_interval_seconds="0")[0]
+    assert read_all(copy, "ideas", end, deletes=True) == ([], end)
+    later = read_all(connector, "ideas", end, {"poll_interval_seconds": "0"}, deletes=True)[0]
     assert [row["id"] for batch in later for row in batch] == [victim]
     one_pass = LakeflowConnect(options_for(fake, poll_interval_seconds="0"), continuous=False)
-    _, last = read_deletes(one_pass, "ideas")
+    _, last = read_all(one_pass, "ideas", deletes=True)
     fake.delete_idea(fake.idea_ids()[0])
     time.sleep(0.003)
-    assert read_deletes(one_pass, "ideas", last) == ([], last)  # an AvailableNow run: one pass
+    assert read_all(one_pass, "ideas", last, deletes=True) == ([], last)  # an AvailableNow run: one pass
 
 
 def test_lakeflow_without_capture_deletes_is_plain_cdc(fake: FakeAha) -> None:
@@ -407,7 +390,7 @@ def test_lakeflow_without_capture_deletes_is_plain_cdc(fake: FakeAha) -> None:
     fake.delete_idea(fake.idea_ids()[0])
     connector = connect(fake, capture_deletes="false")
     assert connector.read_table_metadata("ideas", {})["ingestion_type"] == "cdc"
-    assert read_deletes(connector, "ideas") == ([], {})
+    assert read_all(connector, "ideas", deletes=True) == ([], {})
     assert fake.requests_to(AUDITS) == []
 
 
@@ -439,10 +422,10 @@ def test_lakeflow_companion_tables_with_a_cursor_have_a_delete_flow(fake: FakeAh
     connector = connect(fake)
     for table, gone in (("idea_organizations", organization), ("idea_votes", vote["id"])):
         assert connector.read_table_metadata(table, {})["ingestion_type"] == "cdc_with_deletes"
-        rows = [row for batch in read_deletes(connector, table)[0] for row in batch]
+        rows = [row for batch in read_all(connector, table, deletes=True)[0] for row in batch]
         assert [row["id"] for row in rows] == [gone]
     assert connector.read_table_metadata("products", {})["ingestion_type"] == "snapshot"
-    assert read_deletes(connector, "products") == ([], {})
+    assert read_all(connector, "products", deletes=True) == ([], {})
 
 
 def test_two_destroy_audits_of_one_record_in_one_millisecond_give_one_tombstone() -> None:

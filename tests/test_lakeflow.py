@@ -37,61 +37,21 @@ from tap_aha.lakeflow import CONNECTION_OPTIONS, TABLE_OPTIONS, TABLES, Lakeflow
 from tap_aha.settings import AhaSettings
 from tap_aha.tap import TapAha
 from tests.fake_aha import FakeAha, RequestLog
+from tests.lakeflow_helpers import (
+    CURSORS,
+    IDEA_TABLES,
+    INGESTION,
+    SNAPSHOTS,
+    Record,
+    change_every_table,
+    connect,
+    flat,
+    options_for,
+    read_all,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
-IDEA_TABLES = ("ideas", *CHILDREN)
-SNAPSHOTS = ("idea_users", "idea_portals", "products", "idea_categories")  # no cursor: read whole per pass
 CDC_TABLES = tuple(table for table in TABLES if table not in SNAPSHOTS)
-# Deletes are captured (tap_aha.deletes) for every table with a cursor; snapshot tables are read whole.
-INGESTION = {table: "snapshot" if table in SNAPSHOTS else "cdc_with_deletes" for table in TABLES}
-# Portal comments have no updated_at: created_at sequences their repeated rows.
-CURSORS: dict[str, str | None] = {
-    table: None if table in SNAPSHOTS else "created_at" if table == "idea_portal_comments" else "updated_at"
-    for table in TABLES
-}
-Record = dict[str, t.Any]
-
-
-def options_for(fake: FakeAha, **extra: str) -> dict[str, str]:
-    """Connection options as Lakeflow passes them: all strings; limits high so tests are not throttled."""
-    return {
-        "api_key": fake.api_key,
-        "api_url": fake.url,
-        "requests_per_minute": "1000000",
-        "requests_per_second": "100000",
-        **extra,
-    }
-
-
-def connect(fake: FakeAha, **extra: str) -> LakeflowConnect:
-    """A connector whose cap lies after every change made so far (the cap is 1 ms before it is made)."""
-    time.sleep(0.003)
-    return LakeflowConnect(options_for(fake, **extra))
-
-
-def read_all(
-    connector: LakeflowConnect,
-    table: str,
-    start: dict[str, t.Any] | None = None,
-    table_options: dict[str, str] | None = None,
-) -> tuple[list[list[Record]], dict[str, t.Any]]:
-    """Call read_table as the framework does until the offset comes back unchanged (at most 50 calls)."""
-    batches: list[list[Record]] = []
-    offset = start
-    for _ in range(50):
-        records, end = connector.read_table(table, offset, table_options or {})
-        batch = list(records)
-        if end == (offset or {}):
-            assert batch == [], "records came with an offset that did not move"
-            return batches, end
-        batches.append(batch)
-        offset = end
-    pytest.fail(f"{table}: the offset still moved after 50 calls")
-
-
-def flat(batches: list[list[Record]]) -> list[Record]:
-    return [record for batch in batches for record in batch]
 
 
 def conform(value: t.Any, data_type: DataType, path: str) -> None:
@@ -381,36 +341,6 @@ def test_children_follow_the_ideas_that_changed(seeded: FakeAha) -> None:
         assert read_all(connect(seeded), table, read_all(later, table, offsets[table])[1])[0] == []
 
 
-def change_every_table(fake: FakeAha) -> dict[str, set[str]]:
-    """Change something every table reads: the ids each table must read next.
-
-    Ideas: one edited, one added, and one each given a vote, a comment and a portal comment. An organization
-    renamed, an idea user and a category added. Snapshot tables are read whole, so all their ids count.
-    """
-    ids = fake.idea_ids()
-    fake.update_idea(ids[3], name="Renamed")
-    vote, comment = fake.add_vote(ids[10]), fake.add_comment(ids[20])
-    portal = fake.add_portal_comment(ids[30])
-    new = fake.add_idea(name="Made while the query ran")
-    companions = fake.companions
-    organization = companions.update_organization(companions.organizations()[0]["id"], name="Renamed Co")
-    companions.add_idea_user()
-    companions.add_category(companions.products()[0]["id"], "Made while the query ran")
-    time.sleep(0.003)  # past the last change's millisecond
-    return {
-        "ideas": {ids[3], ids[10], ids[20], ids[30], new["id"]},
-        "idea_proxy_votes": {vote["id"]},
-        "idea_comments": {comment["id"]},
-        "idea_portal_comments": {portal["id"]},
-        "idea_votes": {vote["id"]},
-        "idea_organizations": {organization["id"]},
-        "idea_users": {user["id"] for user in companions.idea_users()},
-        "idea_portals": {portal["id"] for portal in companions.portals()},
-        "products": {product["id"] for product in companions.products()},
-        "idea_categories": {c["id"] for cs in companions.categories().values() for c in cs},
-    }
-
-
 @pytest.mark.parametrize("pickled", [False, True], ids=["same instance", "pickled"])
 @pytest.mark.parametrize("table", CDC_TABLES)
 def test_one_connector_keeps_reading_what_changes(seeded: FakeAha, table: str, pickled: bool) -> None:
@@ -523,6 +453,50 @@ def test_max_ideas_caps_each_run_in_offset_order(seeded: FakeAha) -> None:
     assert following == full[5:10]
     comments_run = read_all(connect(seeded, max_ideas="5"), "idea_comments")[0]
     assert {r["idea_id"] for r in flat(comments_run)} <= {r["id"] for r in full[:5]}
+
+
+@pytest.mark.parametrize("table", ["ideas", "idea_comments"])
+def test_a_replay_does_not_spend_the_passs_max_ideas(seeded: FakeAha, table: str) -> None:
+    whole, whole_end = read_all(connect(seeded, max_ideas="5"), table)
+    connector = connect(seeded, max_ideas="5")
+    first, offset = connector.read_table(table, None, {"max_records_per_batch": "1"})
+    batch = list(first)
+    assert connector.read_table_between(table, None, offset, {}) == batch  # Spark replays it after a restart
+    rest, end = read_all(connector, table, offset)
+    assert flat(rest)
+    assert (batch + flat(rest), end) == (flat(whole), whole_end)  # the pass still reads its 5 ideas
+
+
+def delete_late(fake: FakeAha) -> str:
+    """Delete an idea after every cap made so far (a later pass reads it)."""
+    time.sleep(0.003)
+    late = fake.idea_ids()[-1]
+    fake.delete_idea(late)
+    time.sleep(0.003)
+    return late
+
+
+def test_a_delete_pass_keeps_its_cap_when_pickled(seeded: FakeAha) -> None:
+    for idea in seeded.idea_ids()[:4]:
+        seeded.delete_idea(idea)
+    connector = connect(seeded)
+    _, offset = connector.read_table_deletes("ideas", None, {"max_records_per_batch": "2"})
+    late = delete_late(seeded)
+    copy = pickle.loads(pickle.dumps(connector))  # noqa: S301 - our own object; Spark pickles it
+    rest = flat(read_all(copy, "ideas", offset, deletes=True)[0])
+    assert len(rest) == 2
+    assert late not in {row["id"] for row in rest}
+
+
+def test_a_one_pass_delete_flow_reads_up_to_the_connectors_cap(seeded: FakeAha) -> None:
+    for idea in seeded.idea_ids()[:4]:
+        seeded.delete_idea(idea)
+    time.sleep(0.003)
+    one_pass = LakeflowConnect(options_for(seeded), continuous=False)  # an AvailableNow run
+    late = delete_late(seeded)  # after the run started, before its delete flow's first read
+    deleted = flat(read_all(one_pass, "ideas", deletes=True)[0])
+    assert len(deleted) == 4
+    assert late not in {row["id"] for row in deleted}
 
 
 def test_filters_apply_to_the_children_too(seeded: FakeAha) -> None:

@@ -30,7 +30,7 @@ from tap_aha.lakeflow_spark import (
     register_lakeflow_source,
 )
 from tests.fake_aha import FakeAha
-from tests.test_lakeflow import CURSORS, IDEA_TABLES, INGESTION, change_every_table, options_for
+from tests.lakeflow_helpers import CURSORS, IDEA_TABLES, INGESTION, change_every_table, options_for
 
 try:
     from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow  # noqa: F401

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import IDEA_STREAMS, Config, Run, run_tap
 from tests.fake_aha import FakeAha, RequestLog
-from tests.test_lakeflow import connect, flat, read_all
+from tests.lakeflow_helpers import connect, flat, read_all
 
 LISTING = "/api/v1/ideas/endorsements"
 STREAM = "idea_proxy_votes"
