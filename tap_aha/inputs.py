@@ -6,6 +6,7 @@ import json
 import typing as t
 
 from tap_aha.errors import CatalogError, StateError
+from tap_aha.first_sync import MARKER, check_marker
 from tap_aha.timestamps import parse_timestamp
 
 
@@ -36,6 +37,8 @@ def read_state(source: t.IO[str], stream_names: t.Collection[str]) -> dict[str, 
             continue
         if not isinstance(bookmark, dict):
             raise StateError(f"The state bookmark of stream '{stream}' must be a JSON object.")
+        if stream == "ideas" and MARKER in bookmark:
+            check_marker(bookmark[MARKER])
         value = bookmark.get("replication_key_value")
         if value is None:
             continue

@@ -11,6 +11,7 @@ from singer_sdk.schema.source import SchemaDirectory
 from tap_aha import schemas
 from tap_aha.client import ChildStream, ListingStream
 from tap_aha.errors import AhaAPIError, EndpointRefusedError, NotFoundError
+from tap_aha.first_sync import FirstSync, WindowEnd
 from tap_aha.prefetch import run_ahead
 from tap_aha.progress import quiet_detail
 from tap_aha.timestamps import format_timestamp
@@ -53,9 +54,11 @@ class IdeasStream(ListingStream):
     look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Whether this run read its window to the end."""
+        """Whether this run read its window to the end; no `created_at` window (tap_aha.first_sync) yet."""
         super().__init__(*args, **kwargs)
         self.window_complete = False
+        self.created_window: dict[str, str] = {}
+        self.first_sync: FirstSync | None = None
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Full ideas, the change window and the user's filters."""
@@ -65,6 +68,7 @@ class IdeasStream(ListingStream):
             params["workflow_status"] = self.settings.ideas_workflow_status
         if self.settings.ideas_q:
             params["q"] = self.settings.ideas_q
+        params.update(self.created_window)
         return params
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -89,7 +93,8 @@ class IdeasStream(ListingStream):
                 len(votes.index.idea_ids()), votes.index.held_bytes / 1e6,
             )  # fmt: skip
         progress = self.connection.progress
-        listing = self.changed_idea_pages(since)
+        first_sync = self.first_sync = FirstSync(self)
+        listing = first_sync.pages(since)
         pages: t.Iterator[list[dict[str, t.Any]]] = listing
         if self.connection.prefetcher.enabled:
             # The children of the next pages' ideas may be fetched ahead of the one the SDK waits for (a
@@ -106,13 +111,17 @@ class IdeasStream(ListingStream):
                 for idea in ideas:
                     yield idea  # the SDK writes it and syncs its children before asking for the next
                     progress.idea_done()
-                progress.report()
+                if isinstance(ideas, WindowEnd):
+                    first_sync.window_done(ideas)
+                else:
+                    progress.report()
         finally:
             progress.stop()
         if not self.window_complete:
             self._hold_bookmark(context)
         elif votes is not None and votes.index is not None:
             self._sync_votes_of_unlisted_ideas(votes, votes.index)
+        first_sync.finish()
 
     def window_start(self) -> str | None:
         """The ideas' `updated_since` for this run (None: everything), known before their sync starts too."""
@@ -130,9 +139,12 @@ class IdeasStream(ListingStream):
         for idea_id in index.idea_ids():
             votes.sync({"idea_id": idea_id, "endorsements_count": None})
 
-    def changed_idea_pages(self, since: str | None) -> t.Generator[list[dict[str, t.Any]], None, None]:
+    def changed_idea_pages(
+        self, since: str | None, listing: t.Iterable[list[dict[str, t.Any]]] | None = None
+    ) -> t.Generator[list[dict[str, t.Any]], None, None]:
         """Pages of full ideas updated since `since`, each idea once, however the listing shifts.
 
+        `listing` is a walk of the list already begun (tap_aha.first_sync), else one is started here.
         `window_complete` tells afterwards whether the window was read to its end (False when `max_ideas`
         stopped it).
         """
@@ -140,8 +152,8 @@ class IdeasStream(ListingStream):
         taken = 0
         cap = self.settings.max_ideas
         progress = self.connection.progress
-        for items in self.walk_pages(None, since):
-            if self._walk.last_total:
+        for items in self.walk_pages(None, since) if listing is None else listing:
+            if self._walk.last_total and not self.created_window:  # a window's total is not the run's
                 progress.listed(self._walk.last_total if cap is None else min(self._walk.last_total, cap))
             ideas = self._complete(items)
             if cap is not None:
@@ -152,6 +164,10 @@ class IdeasStream(ListingStream):
                 self.logger.info("Stopped at max_ideas=%d: the window is kept for the next run.", cap)
                 return
         self.window_complete = True
+
+    def listed_total(self) -> int:
+        """`total_records` of the listing's last page read (0 before any)."""
+        return self._walk.last_total
 
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True

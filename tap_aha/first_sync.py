@@ -1,0 +1,283 @@
+"""Resumable first syncs: a long ideas read in windows of `created_at`, with a STATE after each window.
+
+A first sync of a large account runs for an hour and is the run a deploy or a timeout kills. The SDK cannot
+resume it (Aha! gives the ideas in no useful order, so the bookmark is promoted only at the stream's end).
+Here such a read is cut into windows of `created_at` (`created_since` / `created_before` on the listing),
+oldest first, each a few pages; after each window, its ideas and their children written, a STATE records
+`bookmarks.ideas.first_sync = {"started_at": S, "done_before": T}`. A run started from that state reads
+only the windows from T on, and ends with the ideas bookmark at S.
+
+Invariants:
+
+1. Windowed or not is decided by the first listing request, the same unfiltered page 1 as before: a listing
+   of at most one window (`MAX_WINDOW_PAGES` pages) is read on as before, with no other request, and an
+   empty or one-page account costs what it did. That covers "a bookmark older than the data": whatever the
+   bookmark (or none), a run whose `updated_since` listing holds more than one window is windowed. A state
+   with a marker resumes windowed. `max_ideas` (a trial) is never windowed.
+2. The windows cover every `created_at`: the first has no `created_since`, the last no `created_before`
+   (it takes the ideas created during the run too). Whether Aha! makes either bound inclusive is not
+   documented: a window asks `created_before` its end plus 1 ms and the next starts at that end, so an idea
+   created on a boundary is listed whatever the rule; one listed by both windows of a run is written once.
+3. The marker says: every idea created before T (and updated since the bookmark) was written with its
+   children, by runs whose reads all started at or after S. It is written only after the window's last idea
+   (the SDK writes an idea's children first, then the idea, then asks for the next one), and T only grows.
+4. S is the first windowed run's start on Aha!'s clock (its first listing request) and survives every
+   resume. Every idea was read at or after S, so whatever changed later has `updated_at` >= S: when the last
+   window is done the ideas bookmark is S, and the next run lists every idea changed, created or moved
+   (a `created_at` that jumped into a finished window) during any of the runs.
+5. Window sizes come from counts (`total_records` of each window's first page) and never decide what is
+   read: a too-large guess costs one request, then a smaller window is tried. The state stays O(1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+import typing as t
+from dataclasses import dataclass
+
+from tap_aha.errors import StateError
+from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
+
+if t.TYPE_CHECKING:
+    from collections.abc import Generator, Iterator
+
+    from tap_aha.streams import IdeasStream
+
+Row = dict[str, t.Any]
+MARKER = "first_sync"  # state["bookmarks"]["ideas"]["first_sync"]
+GOAL_WINDOW_PAGES = 2  # the size a window is aimed at
+MAX_WINDOW_PAGES = 4  # the size a window may have; a listing of up to this many pages is read as before
+_MS = 1
+_EPOCH_MS = 0
+
+
+class WindowEnd(list[Row]):
+    """An empty page that ends a window: every idea created before `before` has been given."""
+
+    def __init__(self, before: str) -> None:
+        """No ideas; only where the finished part now ends."""
+        super().__init__()
+        self.before = before
+
+
+def check_marker(value: object) -> None:
+    """Raise StateError (one line) unless `value` is a marker this module wrote."""
+    problem = 'must be {"started_at": <timestamp>, "done_before": <timestamp>}'
+    if not isinstance(value, dict) or set(value) != {"started_at", "done_before"}:
+        raise StateError(f"The state bookmark of stream 'ideas' has a '{MARKER}' marker that {problem}.")
+    for key in ("started_at", "done_before"):
+        try:
+            parse_timestamp(value[key])
+        except (TypeError, ValueError, AttributeError):
+            raise StateError(
+                f"The state bookmark of stream 'ideas' has a '{MARKER}' marker whose '{key}' is not an "
+                "ISO-8601 timestamp."
+            ) from None
+
+
+@dataclass
+class _Upper:
+    """A known point above the next window's start: the ideas created before `at` (ms), from the origin."""
+
+    at: int
+    count: int
+
+
+class WindowPlanner:
+    """Chooses each window's end from the counts Aha! answered so far; needs no request of its own."""
+
+    def __init__(self, *, page_size: int, total: int | None, now: int, sample: list[int]) -> None:
+        """`total` ideas listed in all (None: unknown, ask), `sample` the created_at (ms) of some of them."""
+        self.goal = GOAL_WINDOW_PAGES * page_size
+        self.limit = MAX_WINDOW_PAGES * page_size
+        self.done = 0  # ideas counted in finished windows
+        self.rest = None if total is None else _Upper(now, total)  # all of them: `now` stands for "no end"
+        self.upper: _Upper | None = None  # the smallest end found too large for the current window
+        self._sample = sample
+        self._gallop = 0  # first-window ends tried below the sample's oldest idea
+        self._empty = False  # the last window held nothing: halve rather than interpolate
+
+    def end_for(self, start: int | None) -> int | None:
+        """The end (ms) of a window from `start` (None: from the beginning); None: an open last window."""
+        low = _EPOCH_MS if start is None else start
+        if self.upper is not None and self.upper.at <= low:
+            self.upper = None
+        known = self.upper or self.rest
+        if known is None or (self.upper is None and known.count - self.done <= self.limit):
+            return None  # what is left fits in one window, or how much is left is not known yet
+        if known.count - self.done <= self.limit:
+            return known.at
+        if start is None and self._sample:  # gallop down from the sample's oldest idea
+            oldest, newest = min(self._sample), max(self._sample)
+            end = oldest - max(newest - oldest, 1000) * ((1 << self._gallop) - 1)
+            if end > low:
+                return end
+        share = self.goal / max(known.count - self.done, 1)
+        if self._empty:
+            share = max(share, 0.5)
+        return max(low + _MS, min(known.at - _MS, low + int((known.at - low) * share)))
+
+    def too_big(self, start: int | None, end: int | None, count: int, now: int) -> bool:
+        """Whether a window of `count` ideas must be cut smaller; if so, note what the count taught."""
+        low = _EPOCH_MS if start is None else start
+        if count <= self.limit or (end is not None and end - low <= _MS):
+            return False  # small enough, or a millisecond that cannot be split
+        if end is None:
+            self.rest = _Upper(max(now, low + 2 * _MS), self.done + count)
+        else:
+            self.upper = _Upper(end, self.done + count)
+            self._gallop += 1
+        return True
+
+    def taken(self, count: int) -> None:
+        """A window was read: the next one starts at its end."""
+        self.done += count
+        self._empty = count == 0
+        self._sample = []
+
+
+class FirstSync:
+    """One run's windowed read of the ideas, its marker and its end; see the module's invariants."""
+
+    def __init__(self, stream: IdeasStream) -> None:
+        """A resumed run takes S and T from the state's marker (checked when the state was read)."""
+        self.stream = stream
+        marker = stream.stream_state.get(MARKER)
+        self.started_at: str | None = None
+        self.done_before: str | None = None
+        if isinstance(marker, dict):
+            self.started_at = normalize_timestamp(marker["started_at"])
+            self.done_before = normalize_timestamp(marker["done_before"])
+        self.windowed = False
+        self.windows = 0
+        self.probes_cut = 0  # window guesses that were too large: a request each
+        self._given: set[str] = set()  # ids of the window just finished that lie on its end's millisecond
+
+    def pages(self, since: str | None) -> Generator[list[Row], None, None]:
+        """Pages of full ideas updated since `since`, with a WindowEnd after each finished window."""
+        stream = self.stream
+        page_size = stream.settings.page_size
+        if self.started_at is None or stream.settings.max_ideas is not None:
+            walk = self._walk(since, None, None)
+            first = next(walk, None)
+            total = stream.listed_total()
+            small = first is None or total <= MAX_WINDOW_PAGES * page_size
+            if small or stream.settings.max_ideas is not None:
+                yield from stream.changed_idea_pages(since, _chained(first, walk))  # as before: invariant 1
+                return
+            walk.close()
+            self.started_at = stream.server_start()
+            stream.connection.progress.listed(total)
+            sample = [
+                _ms(idea["created_at"]) for idea in first or [] if isinstance(idea.get("created_at"), str)
+            ]
+            planner = WindowPlanner(page_size=page_size, total=total, now=_now(), sample=sample)
+            start = None
+        else:
+            stream.logger.info(
+                "Resuming the first sync started at %s: the ideas created before %s are done.",
+                self.started_at, self.done_before,
+            )  # fmt: skip
+            planner = WindowPlanner(page_size=page_size, total=None, now=_now(), sample=[])
+            start = _ms(self.done_before) if self.done_before else None
+        self.windowed = True
+        yield from self._windows(since, planner, start)
+
+    def _windows(
+        self, since: str | None, planner: WindowPlanner, start: int | None
+    ) -> Generator[list[Row], None, None]:
+        stream = self.stream
+        ask_left = planner.rest is None  # a resumed run first asks how much is left
+        while True:
+            end = planner.end_for(start)
+            walk = self._walk(since, start, end)
+            first = next(walk, None)
+            count = stream.listed_total()
+            if ask_left:
+                ask_left = False
+                stream.connection.progress.listed(count)
+            if planner.too_big(start, end, count, _now()):
+                walk.close()
+                self.probes_cut += 1
+                continue
+            yield from self._window_pages(since, end, _chained(first, walk))
+            planner.taken(count)
+            self.windows += 1
+            if end is None:
+                stream.created_window = {}
+                return
+            self.done_before = _format(end)
+            yield WindowEnd(self.done_before)
+            start = end
+
+    def _walk(
+        self, since: str | None, start: int | None, end: int | None
+    ) -> Generator[list[Row], None, None]:
+        """The listing of one window (all ideas when both ends are open), requested once iterated."""
+        window: dict[str, str] = {}
+        if start is not None:
+            window["created_since"] = _format(start)
+        if end is not None:
+            window["created_before"] = _format(end + _MS)  # see invariant 2
+        self.stream.created_window = window
+        yield from self.stream.walk_pages(None, since)
+
+    def _window_pages(
+        self, since: str | None, end: int | None, raw: Iterator[list[Row]]
+    ) -> Iterator[list[Row]]:
+        """A window's full ideas, less those the previous window already gave (its end's millisecond)."""
+        given, self._given = self._given, set()
+        for ideas in self.stream.changed_idea_pages(since, raw):
+            fresh = [idea for idea in ideas if idea["id"] not in given]
+            if end is not None:
+                self._given.update(idea["id"] for idea in fresh if _on_or_after(idea, end))
+            yield fresh
+
+    def window_done(self, end: WindowEnd) -> None:
+        """Every idea of the window and its children are written: record it in a STATE message now."""
+        stream = self.stream
+        stream.stream_state[MARKER] = {"started_at": self.started_at, "done_before": end.before}
+        stream.state_manager.is_flushed = False
+        stream._write_state_message()
+
+    def finish(self) -> None:
+        """All windows read: the ideas bookmark becomes S, and the marker goes (invariant 4).
+
+        The bookmark is set directly too, so a STATE written from here on (a SIGTERM) already holds it.
+        """
+        if not self.windowed or self.started_at is None:
+            return
+        stream = self.stream
+        state = stream.stream_state
+        key = stream.replication_key
+        state.update(replication_key=key, replication_key_value=self.started_at)
+        state["progress_markers"] = {"replication_key": key, "replication_key_value": self.started_at}
+        stream._write_replication_key_signpost(None, self.started_at)
+        state.pop(MARKER, None)
+        stream.logger.info(
+            "First sync done in %d windows (%d guesses cut smaller); the ideas bookmark is its start, %s.",
+            self.windows, self.probes_cut, self.started_at,
+        )  # fmt: skip
+
+
+def _chained(first: list[Row] | None, rest: Iterator[list[Row]]) -> Iterator[list[Row]]:
+    return itertools.chain([] if first is None else [first], rest)
+
+
+def _on_or_after(idea: Row, end: int) -> bool:
+    created = idea.get("created_at")
+    return not isinstance(created, str) or _ms(created) >= end
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _ms(value: str) -> int:
+    return int(parse_timestamp(value).timestamp() * 1000)
+
+
+def _format(ms: int) -> str:
+    return format_timestamp(dt.datetime.fromtimestamp(ms / 1000, dt.UTC))
