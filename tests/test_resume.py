@@ -1,0 +1,349 @@
+"""Interrupted first syncs: the real tap SIGKILLed at several points of a windowed first run, then resumed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import typing as t
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from tap_aha.deletes import DELETED_AT
+from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES
+from tests.conftest import IDEA_STREAMS, REPO, TAP, Config, Run, run_cli, run_tap, selecting
+from tests.fake_aha import FakeAha, RequestLog, fmt_ts, parse_ts
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+PAGE_SIZE = 5  # a window is at most MAX_WINDOW_PAGES pages: 20 ideas
+IDEAS = 80
+STREAMS = (*IDEA_STREAMS, "idea_votes")
+LineKill = t.Callable[[dict[str, t.Any]], bool]
+RequestKill = t.Callable[[RequestLog], bool]
+
+
+def _config(fake: FakeAha) -> Config:
+    return {
+        "api_key": fake.api_key,
+        "api_url": fake.url,
+        "page_size": PAGE_SIZE,
+        "requests_per_minute": 1_000_000,
+        "requests_per_second": 100_000,
+        "parallel_requests": 4,
+    }
+
+
+@dataclass
+class Tap:
+    """The real tap command line against one fake, with a config and catalog on disk."""
+
+    fake: FakeAha
+    tmp_path: Path
+    streams: tuple[str, ...] = STREAMS
+
+    def __post_init__(self) -> None:
+        self.config = _config(self.fake)
+        (self.tmp_path / "config.json").write_text(json.dumps(self.config))
+        catalog = selecting(self.config, self.streams)
+        (self.tmp_path / "catalog.json").write_text(json.dumps(catalog))
+
+    def argv(self, state: dict[str, t.Any] | None) -> list[str]:
+        argv = [*TAP, "--config", str(self.tmp_path / "config.json")]
+        argv += ["--catalog", str(self.tmp_path / "catalog.json")]
+        if state is not None:
+            (self.tmp_path / "state.json").write_text(json.dumps(state))
+            argv += ["--state", str(self.tmp_path / "state.json")]
+        return argv
+
+    def run(self, state: dict[str, t.Any] | None = None) -> Run:
+        proc = subprocess.run(self.argv(state), capture_output=True, text=True, cwd=REPO, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return Run([json.loads(line) for line in proc.stdout.splitlines() if line.strip()], proc.stderr)
+
+    def killed(
+        self,
+        state: dict[str, t.Any] | None = None,
+        *,
+        on_line: LineKill | None = None,
+        on_request: RequestKill | None = None,
+    ) -> Run:
+        """A run SIGKILLed when a line it wrote, or a request it sent, says so; its complete lines."""
+        proc = subprocess.Popen(self.argv(state), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO)
+
+        def kill_on_request(request: RequestLog) -> None:
+            if on_request is not None and on_request(request):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+
+        self.fake.on_request.append(kill_on_request)
+        messages = []
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if not raw.endswith(b"\n"):
+                break  # cut mid-line by the kill
+            message = json.loads(raw)
+            messages.append(message)
+            if on_line is not None and on_line(message):
+                proc.kill()
+        proc.wait(timeout=60)
+        self.fake.on_request.remove(kill_on_request)
+        assert proc.returncode == -signal.SIGKILL, "the run ended before the kill point"
+        return Run(messages)
+
+
+def marker(message: dict[str, t.Any]) -> dict[str, str] | None:
+    if message["type"] != "STATE":
+        return None
+    found: dict[str, str] | None = message["value"].get("bookmarks", {}).get("ideas", {}).get(MARKER)
+    return found
+
+
+def last_state(run: Run) -> dict[str, t.Any] | None:
+    return run.states[-1] if run.states else None
+
+
+def fraction_done(fake: FakeAha, state: dict[str, t.Any] | None) -> float:
+    """The share of ideas the state's marker says are done (created before `done_before`)."""
+    found = (state or {}).get("bookmarks", {}).get("ideas", {}).get(MARKER)
+    if not found:
+        return 0.0
+    before = found["done_before"]
+    ideas = fake.ideas()
+    return sum(1 for idea in ideas if idea["created_at"] < before) / len(ideas)
+
+
+def check_resume(
+    fake: FakeAha, clean: Run, clean_requests: list[RequestLog], killed: Run, rerun: Run
+) -> float:
+    """Union of both runs = the clean run; the rerun's requests within the bound; returns the fraction."""
+    for stream in STREAMS:
+        assert killed.ids(stream) | rerun.ids(stream) == clean.ids(stream), stream
+    merged = {r["id"]: r for r in killed.records("ideas") + rerun.records("ideas")}
+    assert merged == {r["id"]: r for r in clean.records("ideas")}
+    assert rerun.bookmark() == clean_bookmark_of(killed, rerun)
+    assert MARKER not in rerun.state["bookmarks"]["ideas"]
+    done = fraction_done(fake, last_state(killed))
+    spent = fake.requests
+    window = len(clean_requests) * MAX_WINDOW_PAGES * PAGE_SIZE / IDEAS  # the largest window's share
+    bound = len(clean_requests) * (1 - done) + window
+    assert len(spent) <= bound, (len(spent), bound, done)
+    return done
+
+
+def clean_bookmark_of(killed: Run, rerun: Run) -> str:
+    """The bookmark a resumed run must end with: the killed run's start, else its own (no window done)."""
+    for state in killed.states:
+        found = state.get("bookmarks", {}).get("ideas", {}).get(MARKER)
+        if found:
+            return t.cast("str", found["started_at"])
+    return t.cast("str", rerun.bookmark())
+
+
+@pytest.fixture
+def seeded(fake: FakeAha) -> FakeAha:
+    fake.seed(IDEAS, vote_share=0.4, comment_share=0.5)
+    return fake
+
+
+@pytest.fixture
+def clean(seeded: FakeAha, tmp_path: Path) -> tuple[Run, list[RequestLog]]:
+    run = Tap(seeded, tmp_path).run()
+    requests = list(seeded.requests)
+    seeded.clear_requests()
+    return run, requests
+
+
+def _nth_marker(n: int) -> LineKill:
+    seen = 0
+
+    def kill(message: dict[str, t.Any]) -> bool:
+        nonlocal seen
+        found = marker(message)
+        if found and found["done_before"] != getattr(kill, "last", None):
+            kill.last = found["done_before"]  # type: ignore[attr-defined]
+            seen += 1
+        return seen >= n
+
+    return kill
+
+
+def _count(predicate: Callable[[RequestLog], bool], n: int) -> RequestKill:
+    seen = 0
+
+    def kill(request: RequestLog) -> bool:
+        nonlocal seen
+        seen += predicate(request)
+        return seen >= n
+
+    return kill
+
+
+def _mid_window(request: RequestLog) -> bool:
+    return (
+        request.path == "/api/v1/ideas" and "created_since" in request.query and request.query["page"] == "2"
+    )
+
+
+def _children(request: RequestLog) -> bool:
+    return request.path.endswith(("/comments", "/idea_comments"))
+
+
+KILLS: dict[str, Callable[[], tuple[LineKill | None, RequestKill | None]]] = {  # fresh counters per run
+    "after_the_first_window": lambda: (_nth_marker(1), None),
+    "mid_window": lambda: (None, _count(_mid_window, 3)),
+    "during_children": lambda: (None, _count(_children, 90)),
+}
+
+
+@pytest.mark.parametrize("point", list(KILLS))
+def test_a_killed_first_sync_resumes_where_it_stopped(
+    seeded: FakeAha, tmp_path: Path, clean: tuple[Run, list[RequestLog]], point: str
+) -> None:
+    on_line, on_request = KILLS[point]()
+    tap = Tap(seeded, tmp_path)
+    killed = tap.killed(on_line=on_line, on_request=on_request)
+    seeded.clear_requests()
+    rerun = tap.run(last_state(killed))
+    done = check_resume(seeded, *clean, killed, rerun)
+    assert 0 < done < 1, done
+    listing = [r for r in seeded.requests if r.path == "/api/v1/ideas"]
+    assert listing[0].query.get("created_since") == fraction_marker(killed)
+
+
+def fraction_marker(killed: Run) -> str:
+    found = marker({"type": "STATE", "value": last_state(killed)})
+    assert found is not None, "the killed run wrote no marker"
+    return found["done_before"]
+
+
+def test_a_kill_during_the_companions_rereads_only_them(fake: FakeAha, tmp_path: Path) -> None:
+    fake.seed(IDEAS)
+    streams = (*STREAMS, "idea_organizations", "idea_users", "idea_portals", "products")
+    tap = Tap(fake, tmp_path, streams)
+    clean = tap.run()
+    clean_requests = list(fake.requests)
+    fake.clear_requests()
+    killed = tap.killed(on_request=_count(lambda r: r.path == "/api/v1/idea_users", 1))
+    assert killed.bookmark() is not None  # the ideas finished: the bookmark is their run's start
+    assert MARKER not in killed.state["bookmarks"]["ideas"]
+    fake.clear_requests()
+    rerun = tap.run(killed.state)
+    for stream in streams:
+        assert killed.ids(stream) | rerun.ids(stream) == clean.ids(stream), stream
+    assert rerun.ids("ideas") == set()  # nothing changed since the bookmark
+    assert len(fake.requests) < len(clean_requests) / 10
+
+
+def test_changes_during_killed_and_resumed_runs_reach_the_next_run(seeded: FakeAha, tmp_path: Path) -> None:
+    """Ideas created, changed, deleted and moved to a finished window during either run: none lost."""
+    tap = Tap(seeded, tmp_path)
+    by_created = sorted(seeded.ideas(), key=lambda idea: idea["created_at"])
+    oldest, newest = by_created[0], by_created[-1]
+    early = by_created[2]
+    done: dict[str, str] = {}
+
+    def during_first(request: RequestLog) -> None:  # once the first window is done
+        if not done and _mid_window(request) and request.query.get("created_since"):
+            done["created"] = seeded.add_idea()["id"]
+            seeded.update_idea(early["id"], name="changed during the first run")
+            seeded.delete_idea(by_created[3]["id"])
+            moved = parse_ts(oldest["created_at"]) - timedelta(seconds=1)
+            seeded.update_idea(newest["id"], created_at=fmt_ts(moved))  # into the finished first window
+
+    seeded.on_request.append(during_first)
+    killed = tap.killed(on_line=_nth_marker(2))
+    seeded.on_request.clear()
+    assert newest["id"] not in killed.ids("ideas")
+    rerun = tap.run(last_state(killed))
+    assert newest["id"] not in rerun.ids("ideas")  # its window was done: the bookmark must catch it
+    assert rerun.bookmark() == clean_bookmark_of(killed, rerun)
+    later = seeded.add_idea()["id"]
+    seeded.update_idea(by_created[1]["id"], name="changed after the runs")
+    following = tap.run(rerun.state)
+    assert {done["created"], later, early["id"], newest["id"], by_created[1]["id"]} <= (
+        following.ids("ideas") | rerun.ids("ideas")
+    )
+    assert newest["id"] in following.ids("ideas")
+    assert early["id"] in following.ids("ideas")  # changed after its window was read
+    deleted = by_created[3]["id"]
+    tombstones = {
+        m["record"]["id"]
+        for run in (rerun, following)
+        for m in run.messages
+        if m["type"] == "RECORD" and m["stream"] == "ideas" and m["record"].get(DELETED_AT)
+    }
+    assert deleted in tombstones
+    everything = killed.ids("ideas") | rerun.ids("ideas") | following.ids("ideas")
+    assert set(seeded.idea_ids()) <= everything
+
+
+def test_small_and_empty_accounts_make_the_same_requests_as_before(fake: FakeAha) -> None:
+    config = _config(fake)
+    run_tap(config, streams=IDEA_STREAMS)
+    assert [r.query.get("page") for r in fake.requests if r.path == "/api/v1/ideas"] == ["1"]
+    fake.seed(MAX_WINDOW_PAGES * PAGE_SIZE)  # exactly one window
+    fake.clear_requests()
+    run = run_tap(config, streams=IDEA_STREAMS)
+    listing = [r.query for r in fake.requests if r.path == "/api/v1/ideas"]
+    assert [q["page"] for q in listing] == [str(p) for p in range(1, MAX_WINDOW_PAGES + 1)]
+    assert not any("created_since" in q or "created_before" in q for q in listing)
+    assert not any(MARKER in s.get("bookmarks", {}).get("ideas", {}) for s in run.states)
+
+
+def test_a_windowed_first_run_then_an_unchanged_incremental_run(fake: FakeAha) -> None:
+    fake.seed(IDEAS)
+    config = _config(fake)
+    first = run_tap(config, streams=IDEA_STREAMS)
+    assert first.ids("ideas") == set(fake.idea_ids())
+    assert len(first.records("ideas")) == IDEAS  # no idea twice, boundaries included
+    markers = [
+        s["bookmarks"]["ideas"][MARKER] for s in first.states if MARKER in s["bookmarks"].get("ideas", {})
+    ]
+    assert len({m["done_before"] for m in markers}) >= 3
+    assert first.bookmark() == markers[0]["started_at"]
+    assert len(json.dumps(markers[-1])) < 200
+    assert max(len(json.dumps(s)) for s in first.states) < 4096
+    fake.clear_requests()
+    fake.update_idea(fake.idea_ids()[0], name="changed")
+    second = run_tap(config, state=first.state, streams=IDEA_STREAMS)
+    listing = [r.query for r in fake.requests if r.path == "/api/v1/ideas"]
+    assert listing == [{**listing[0], "page": "1"}]
+    assert listing[0]["updated_since"] == first.bookmark()
+    assert "created_since" not in listing[0]
+    assert second.ids("ideas") == {fake.idea_ids()[0]}
+
+
+def test_boundary_ideas_are_listed_whichever_way_aha_reads_the_bounds(fake: FakeAha) -> None:
+    """Many ideas on one millisecond: windows overlap by 1 ms, and each idea is written once."""
+    fake.seed(IDEAS)
+    moment = fake.ideas()[10]["created_at"]
+    for idea_id in fake.idea_ids()[20:35]:
+        fake.update_idea(idea_id, created_at=moment)
+    run = run_tap(_config(fake), streams=("ideas",))
+    assert len(run.records("ideas")) == len(run.ids("ideas")) == IDEAS
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ({"started_at": "2024-01-01T00:00:00Z"}, "must be {"),
+        ("yesterday", "must be {"),
+        ({"started_at": "2024-01-01T00:00:00Z", "done_before": "soon"}, "'done_before' is not an ISO-8601"),
+    ],
+)
+def test_a_bad_resume_marker_stops_with_one_line(
+    fake: FakeAha, tmp_path: Path, value: object, words: str
+) -> None:
+    state = {"bookmarks": {"ideas": {MARKER: value}}}
+    run = run_cli([], tmp_path, config=_config(fake), state=state)
+    assert run.returncode == 1
+    lines = [line for line in run.stderr.splitlines() if "first_sync" in line]
+    assert len(lines) == 1
+    assert words in lines[0]
+    assert fake.requests == []
