@@ -18,6 +18,7 @@ from bench.phases import (
     throughput_phase,
 )
 from bench.report import Report
+from bench.resume import resume_phase
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         throughput = None if args.skip_throughput else throughput_phase(bench)
         memory = None if args.skip_memory else memory_phase(bench)
         faults = None if args.skip_faults else fault_phase(bench)
+        resume = None if args.skip_resume else resume_phase(bench)
         report = Report(  # before the files go: it reads the tap's log
             args=args, latency=latency, throughput=throughput, memory=memory, faults=faults, formula=FORMULA
         )
@@ -43,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.workdir
         else "(--workdir DIR keeps the files)"
     )
-    print("\n".join([*header(args, bench.streams, load), "", *report.lines(), "", kept]))
-    return 0 if report.all_met else 1
+    resumed = [] if resume is None else ["", *resume.lines()]
+    print("\n".join([*header(args, bench.streams, load), "", *report.lines(), *resumed, "", kept]))
+    return 0 if report.all_met and (resume is None or resume.all_met) else 1
 
 
 if __name__ == "__main__":
