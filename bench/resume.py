@@ -98,25 +98,32 @@ class ResumePhase:
 
 
 def resume_phase(bench: Bench) -> ResumePhase:
-    """A clean first run, then for each share a killed run and its resumption, all on one fake."""
+    """A clean first run, then for each share a killed run and its resumption.
+
+    Each run gets a fake of its own (the same seed gives the same data, so a state stays valid): a fake's
+    URL keys the machine-wide rate limiter, so no run waits for the requests of the one before it.
+    """
     args = bench.args
     ideas, scale = args.resume_ideas, Scale.of(args, args.scale)
-    with FakeProcess(_options(args, ideas, **_serve(scale))) as fake:
-        config = _config(args, fake, scale.per_minute, scale.per_second)
+    options = _options(args, ideas, **_serve(scale))
+
+    def config(fake: FakeProcess) -> dict[str, t.Any]:
+        return _config(args, fake, scale.per_minute, scale.per_second)
+
+    with FakeProcess(options) as fake:
         _progress(f"clean first run: {ideas:,} ideas at {scale.describe()}")
-        clean = bench.run("resume-clean", config)
+        clean = bench.run("resume-clean", config(fake))
         clean_requests = len(fake.urls())
-        resumed = []
-        for share in KILL_SHARES:
-            fake.clear()
-            _progress(f"first run killed at {share:.0%} of the ideas, then resumed")
-            killed = run_killed(bench, f"resume-killed-{share:.0%}", config, share, ideas)
+    resumed = []
+    for share in KILL_SHARES:
+        _progress(f"first run killed at {share:.0%} of the ideas, then resumed")
+        with FakeProcess(options) as fake:
+            killed = run_killed(bench, f"resume-killed-{share:.0%}", config(fake), share, ideas)
             killed.requests = len(fake.urls())
-            fake.clear()
-            run = bench.run(f"resume-{share:.0%}", config, state=killed.state)
-            done = (
-                t.cast("float", fake.call("created_share", killed.done_before)) if killed.done_before else 0.0
-            )
+        with FakeProcess(options) as fake:
+            run = bench.run(f"resume-{share:.0%}", config(fake), state=killed.state)
+            before = killed.done_before
+            done = t.cast("float", fake.call("created_share", before)) if before else 0.0
             resumed.append(Resumed(killed=killed, done=done, run=run, requests=len(fake.urls())))
     return ResumePhase(scale, ideas, clean, clean_requests, resumed)
 

@@ -8,6 +8,7 @@ import typing as t
 
 import pytest
 
+from tap_aha import first_sync
 from tap_aha.client import AhaStream
 from tap_aha.errors import AhaAPIError
 from tap_aha.prefetch import Prefetcher, _Slots, run_ahead
@@ -19,7 +20,11 @@ def _trace(messages: list[dict[str, t.Any]]) -> list[tuple[str, str | None, str 
     return [(m["type"], m.get("stream"), m.get("record", {}).get("id")) for m in messages]
 
 
-def test_a_stalled_answer_holds_only_its_own_idea_and_order_is_kept(config: Config) -> None:
+def test_a_stalled_answer_holds_only_its_own_idea_and_order_is_kept(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One listing of 6 pages, as an incremental run reads it: no first-sync windows (tap_aha.first_sync).
+    monkeypatch.setattr(first_sync, "MAX_WINDOW_PAGES", 10)
     traces = []
     for parallel in (4, 1):
         with FakeAha(rng_seed=5) as fake:
