@@ -58,7 +58,6 @@ class IdeasStream(ListingStream):
         super().__init__(*args, **kwargs)
         self.window_complete = False
         self.created_window: dict[str, str] = {}
-        self.first_sync: FirstSync | None = None
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Full ideas, the change window and the user's filters."""
@@ -93,7 +92,7 @@ class IdeasStream(ListingStream):
                 len(votes.index.idea_ids()), votes.index.held_bytes / 1e6,
             )  # fmt: skip
         progress = self.connection.progress
-        first_sync = self.first_sync = FirstSync(self)
+        first_sync = FirstSync(self)
         listing = first_sync.pages(since)
         pages: t.Iterator[list[dict[str, t.Any]]] = listing
         if self.connection.prefetcher.enabled:
