@@ -111,15 +111,27 @@ class WindowPlanner:
             return None  # what is left fits in one window, or how much is left is not known yet
         if known.count - self.done <= self.limit:
             return known.at
-        if start is None and self._sample:  # gallop down from the sample's oldest idea
-            oldest, newest = min(self._sample), max(self._sample)
-            end = oldest - max(newest - oldest, 1000) * ((1 << self._gallop) - 1)
+        if start is None and self._sample:  # the first window: below the sample's oldest idea
+            end = self._below_sample(known.count)
             if end > low:
                 return end
         share = self.goal / max(known.count - self.done, 1)
         if self._empty:
             share = max(share, 0.5)
         return max(low + _MS, min(known.at - _MS, low + int((known.at - low) * share)))
+
+    def _below_sample(self, total: int) -> int:
+        """Where the ideas older than the sample leave `goal` of them, at the sample's own density.
+
+        Exact when Aha! lists the newest first at an even pace; each guess found too large goes twice as
+        far down.
+        """
+        oldest, newest = min(self._sample), max(self._sample)
+        span, size = max(newest - oldest, 1000), len(self._sample)
+        extrapolated = span * max(total - size - self.goal, 0) // size
+        if extrapolated:
+            return oldest - extrapolated * (1 << self._gallop)
+        return oldest - span * ((1 << self._gallop) - 1)
 
     def too_big(self, start: int | None, end: int | None, count: int, page: list[int]) -> bool:
         """Whether a window of `count` ideas must be cut smaller; if so, note what the count taught.
@@ -216,7 +228,8 @@ class FirstSync:
                 stream.created_window = {}
                 return
             self.done_before = _format(end)
-            yield WindowEnd(self.done_before)
+            if count:  # an empty window wrote nothing: the next one's STATE records both
+                yield WindowEnd(self.done_before)
             start = end
 
     def _walk(
