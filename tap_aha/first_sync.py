@@ -10,7 +10,7 @@ only the windows from T on, and ends with the ideas bookmark at S.
 Invariants:
 
 1. Windowed or not is decided by the first listing request, the same unfiltered page 1 as before: a listing
-   of at most one window (`MAX_WINDOW_PAGES` pages) is read on as before, with no other request, and an
+   of at most `WINDOWED_OVER_PAGES` pages is read on as before, with no other request, and an
    empty or one-page account costs what it did. That covers "a bookmark older than the data": whatever the
    bookmark (or none), a run whose `updated_since` listing holds more than one window is windowed. A state
    with a marker resumes windowed. `max_ideas` (a trial) is never windowed.
@@ -47,8 +47,9 @@ if t.TYPE_CHECKING:
 
 Row = dict[str, t.Any]
 MARKER = "first_sync"  # state["bookmarks"]["ideas"]["first_sync"]
-GOAL_WINDOW_PAGES = 2  # the size a window is aimed at
-MAX_WINDOW_PAGES = 4  # the size a window may have; a listing of up to this many pages is read as before
+GOAL_WINDOW_PAGES = 1  # the size a window is aimed at
+MAX_WINDOW_PAGES = 2  # the size a window may have
+WINDOWED_OVER_PAGES = 4  # a listing of more pages is read in windows; a smaller one as before
 _MS = 1
 _EPOCH_MS = 0
 
@@ -185,7 +186,7 @@ class FirstSync:
             walk = self._walk(since, None, None)
             first = next(walk, None)
             total = stream.listed_total()
-            small = first is None or total <= MAX_WINDOW_PAGES * page_size
+            small = first is None or total <= WINDOWED_OVER_PAGES * page_size
             if small or stream.settings.max_ideas is not None:
                 yield from stream.changed_idea_pages(since, _chained(first, walk))  # as before: invariant 1
                 return

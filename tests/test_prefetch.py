@@ -24,7 +24,7 @@ def test_a_stalled_answer_holds_only_its_own_idea_and_order_is_kept(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One listing of 6 pages, as an incremental run reads it: no first-sync windows (tap_aha.first_sync).
-    monkeypatch.setattr(first_sync, "MAX_WINDOW_PAGES", 10)
+    monkeypatch.setattr(first_sync, "WINDOWED_OVER_PAGES", 10)
     traces = []
     for parallel in (4, 1):
         with FakeAha(rng_seed=5) as fake:

@@ -14,14 +14,14 @@ from datetime import timedelta
 import pytest
 
 from tap_aha.deletes import DELETED_AT
-from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES
+from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES, WINDOWED_OVER_PAGES
 from tests.conftest import IDEA_STREAMS, REPO, TAP, Config, Run, run_cli, run_tap, selecting
 from tests.fake_aha import FakeAha, RequestLog, fmt_ts, parse_ts
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
-PAGE_SIZE = 5  # a window is at most MAX_WINDOW_PAGES pages: 20 ideas
+PAGE_SIZE = 5  # a window is at most MAX_WINDOW_PAGES pages: 10 ideas
 IDEAS = 80
 STREAMS = (*IDEA_STREAMS, "idea_votes")
 LineKill = t.Callable[[dict[str, t.Any]], bool]
@@ -147,7 +147,7 @@ def clean_bookmark_of(killed: Run, rerun: Run) -> str:
 
 @pytest.fixture
 def seeded(fake: FakeAha) -> FakeAha:
-    fake.seed(IDEAS, vote_share=0.4, comment_share=0.5)
+    fake.seed(IDEAS, comment_share=0.5)
     return fake
 
 
@@ -287,11 +287,11 @@ def test_small_and_empty_accounts_make_the_same_requests_as_before(fake: FakeAha
     config = _config(fake)
     run_tap(config, streams=IDEA_STREAMS)
     assert [r.query.get("page") for r in fake.requests if r.path == "/api/v1/ideas"] == ["1"]
-    fake.seed(MAX_WINDOW_PAGES * PAGE_SIZE)  # exactly one window
+    fake.seed(WINDOWED_OVER_PAGES * PAGE_SIZE)  # the largest listing read as before
     fake.clear_requests()
     run = run_tap(config, streams=IDEA_STREAMS)
     listing = [r.query for r in fake.requests if r.path == "/api/v1/ideas"]
-    assert [q["page"] for q in listing] == [str(p) for p in range(1, MAX_WINDOW_PAGES + 1)]
+    assert [q["page"] for q in listing] == [str(p) for p in range(1, WINDOWED_OVER_PAGES + 1)]
     assert not any("created_since" in q or "created_before" in q for q in listing)
     assert not any(MARKER in s.get("bookmarks", {}).get("ideas", {}) for s in run.states)
 
