@@ -3,17 +3,17 @@
 A first sync of a large account runs for an hour and is the run a deploy or a timeout kills. The SDK cannot
 resume it (Aha! gives the ideas in no useful order, so the bookmark is promoted only at the stream's end).
 Here such a read is cut into windows of `created_at` (`created_since` / `created_before` on the listing),
-oldest first, each a few pages; after each window, its ideas and their children written, a STATE records
+oldest first, each a page or two; after each window, its ideas and their children written, a STATE records
 `bookmarks.ideas.first_sync = {"started_at": S, "done_before": T}`. A run started from that state reads
 only the windows from T on, and ends with the ideas bookmark at S.
 
 Invariants:
 
 1. Windowed or not is decided by the first listing request, the same unfiltered page 1 as before: a listing
-   of at most `WINDOWED_OVER_PAGES` pages is read on as before, with no other request, and an
-   empty or one-page account costs what it did. That covers "a bookmark older than the data": whatever the
-   bookmark (or none), a run whose `updated_since` listing holds more than one window is windowed. A state
-   with a marker resumes windowed. `max_ideas` (a trial) is never windowed.
+   of at most `WINDOWED_OVER_PAGES` pages is read on as before, with no other request, so an empty or
+   one-page account, and an ordinary incremental run, cost what they did. That is what "a bookmark older
+   than the data" means here: whatever the bookmark (or none), a run whose `updated_since` listing holds
+   more pages is windowed. A state with a marker resumes windowed. `max_ideas` (a trial) never is.
 2. The windows cover every `created_at`: the first has no `created_since`, the last no `created_before`
    (it takes the ideas created during the run too). Whether Aha! makes either bound inclusive is not
    documented: a window asks `created_before` its end plus 1 ms and the next starts at that end, so an idea
@@ -24,7 +24,8 @@ Invariants:
 4. S is the first windowed run's start on Aha!'s clock (its first listing request) and survives every
    resume. Every idea was read at or after S, so whatever changed later has `updated_at` >= S: when the last
    window is done the ideas bookmark is S, and the next run lists every idea changed, created or moved
-   (a `created_at` that jumped into a finished window) during any of the runs.
+   (a `created_at` that jumped into a finished window) during any of the runs. Deletes need nothing here:
+   the delete bookmark, set to the first run's start in its first STATE, already spans the resumes.
 5. Window sizes come from counts (`total_records` of each window's first page) and never decide what is
    read: a too-large guess costs one request, then a smaller window is tried. The state stays O(1).
 """
