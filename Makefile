@@ -44,6 +44,7 @@ ask:
 # The wheel a Databricks cluster or pipeline installs (docs/databricks.md): $(DIST)/tap_aha-<version>-py3-none-any.whl.
 DIST ?= dist
 wheel:
+	rm -rf build  # setuptools' staging folder: a module removed since the last build would stay in the wheel
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
 	@ls $(DIST)/tap_aha-*.whl
 
@@ -55,6 +56,6 @@ lint: install
 test: lint meltano
 	MELTANO_FOR_TESTS=$(abspath $(MELTANO_VENV))/bin/meltano $(PY) -m pytest
 
-# Requests, wall time against the rate-limit floor, CPU against a bare loop, memory, state (README, Benchmark).
+# Requests, wall time against the rate-limit floor, CPU against a bare loop, memory, state (docs/performance.md).
 bench: install
 	$(PY) -m bench
