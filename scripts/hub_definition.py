@@ -47,7 +47,6 @@ FIXED: dict[str, t.Any] = {
     "description": "Aha! product ideas, their votes, comments and deletes, and the customer organizations, "
     "idea users, portals, workspaces and categories that rank them",
     "domain_url": "https://www.aha.io/api",
-    "logo_url": "https://www.aha.io/favicon.ico",
     "pip_url": f"git+{REPOSITORY}.git",
     "repo": REPOSITORY,
     "docs": f"{REPOSITORY}#readme",
