@@ -70,6 +70,7 @@ class AhaConnection:
     prefetcher: Prefetcher = field(init=False)
     progress: Progress = field(init=False)
     started_at: str = field(default_factory=lambda: format_timestamp(dt.datetime.now(dt.UTC)))
+    _server_started_at: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         """Size the pool for the prefetch threads and build the limiter from the settings."""
@@ -92,6 +93,17 @@ class AhaConnection:
             per_second=self.settings.requests_per_second,
             logger=logging.getLogger("tap-aha.progress"),
         )
+
+    def answered(self, response: requests.Response) -> None:
+        """Note Aha!'s clock from the run's first answer (`server_started_at`)."""
+        if self._server_started_at is None:
+            theirs = sent_on_server_clock(response)
+            self._server_started_at = self.started_at if theirs is None else min(theirs, self.started_at)
+
+    @property
+    def server_started_at(self) -> str:
+        """The run's start on Aha!'s clock once an answer came (Date less the round trip), else ours."""
+        return self._server_started_at or self.started_at
 
 
 def payload_of(response: requests.Response) -> t.Any:
@@ -204,7 +216,7 @@ class AhaStream(RESTStream[int]):
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             raise RateLimitedError(f"HTTP 429 for {where}", response, _retry_after(response))
         if self.optional_endpoint and status in {HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND}:
-            raise EndpointRefusedError(self._refusal(status, where))
+            raise EndpointRefusedError(self._refusal(status, where), status=status, where=where)
         if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise AuthError(_auth_message(status, self.settings.api_url))
         if status == HTTPStatus.NOT_FOUND:
@@ -240,9 +252,26 @@ class AhaStream(RESTStream[int]):
         try:
             yield from super()._sync_records(context, write_messages=write_messages)
         except EndpointRefusedError as exc:
-            self.refused = True
-            self.stream_state.pop("progress_markers", None)
-            self.logger.warning("%s", exc)
+            self.skip_refused(exc, context)
+
+    def skip_refused(self, exc: EndpointRefusedError, context: Context | None) -> None:
+        """The one place that decides what a refusal skips, for the tap and the Lakeflow connector alike.
+
+        Inside a per-parent fan-out (a child stream's read for one parent), that parent alone, with one
+        warning naming it: every other parent's records arrive. Anywhere else, the stream for this run.
+        """
+        if self.parent_stream_type is not None and context:
+            parent = ", ".join(f"{key} {value}" for key, value in context.items())
+            kind = vars(self.parent_stream_type).get("name", self.parent_stream_type.__name__)
+            self.logger.warning(
+                "Aha! refused %s (HTTP %s) for %s (%s): skipping the %s of that one; every other %s "
+                "record's arrive.",
+                exc.where or self.path, exc.status or "?", parent, kind, self.name, kind,
+            )  # fmt: skip
+            return
+        self.refused = True
+        self.stream_state.pop("progress_markers", None)
+        self.logger.warning("%s", exc)
 
     def _refusal(self, status: int, where: str) -> str:
         skipped = ", ".join(f"'{name}'" for name in (self.name, *(c.name for c in self.child_streams)))
@@ -315,6 +344,7 @@ class AhaStream(RESTStream[int]):
                     self._log_retry(exc, failures, wait)
                     self.connection.prefetcher.backoff(wait)
                 else:
+                    self.connection.answered(response)
                     return response
 
         return send
@@ -453,6 +483,18 @@ class ChildStream(AhaStream):
 
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
 
+    def records_of_parent(self, context: Context) -> list[dict[str, t.Any]] | None:
+        """One parent's records, post-processed; None where Aha! refuses that parent (`skip_refused`).
+
+        All or nothing: a failure after the retries raises, so no caller can deliver part of a parent.
+        """
+        try:
+            rows = list(self.get_records(context))
+        except EndpointRefusedError as exc:
+            self.skip_refused(exc, context)
+            return None
+        return list(processed(self, rows, context))
+
     @property
     def emit_activate_version_messages(self) -> bool:
         """Never, whatever the config says: a version per parent would drop every other parent's rows.
@@ -461,6 +503,16 @@ class ChildStream(AhaStream):
         older versions.
         """
         return False
+
+
+def processed(
+    stream: AhaStream, records: t.Iterable[dict[str, t.Any]], context: Context | None = None
+) -> Iterator[dict[str, t.Any]]:
+    """The stream's records post-processed as the SDK's sync does; those it drops left out."""
+    for record in records:
+        kept = stream.post_process(record, context)
+        if kept is not None:
+            yield kept
 
 
 def records_of(response: requests.Response, root: str) -> list[dict[str, t.Any]]:

@@ -179,27 +179,27 @@ def read_deletions(
     return audits.destroys().deletions({stream.name: stream for stream in streams}), audits
 
 
-def capture_deletes(tap: TapAha) -> None:
+def capture_deletes(tap: TapAha) -> bool:
     """Before the streams sync: tombstones for what was deleted since the delete bookmark, then the bookmark.
 
     The bookmark is promoted only after the read and the tombstones: a run killed earlier reads them again.
-    A first run reads nothing (nothing is loaded yet); a state from before deletes were captured reads from
-    the ideas bookmark. The new bookmark is the run's start, lowered to Aha!'s clock.
+    A first run reads nothing (nothing is loaded yet) and returns True: its bookmark is set once the streams
+    synced (`start_deletes_bookmark`), when an answer has told Aha!'s clock. A state from before deletes were
+    captured reads from the ideas bookmark. The new bookmark is the run's start, lowered to Aha!'s clock.
     """
     if not tap.settings.capture_deletes:
-        return
+        return False
     logger = tap.logger
     bookmarks: dict[str, t.Any] = tap.state.setdefault("bookmarks", {})
     start = tap.connection.started_at
     since = _bookmark(bookmarks, DELETES_BOOKMARK) or _bookmark(bookmarks, "ideas")
     if since is None:
-        bookmarks[DELETES_BOOKMARK] = {"replication_key_value": start}
-        return
+        return True
     streams = [
         s for s in tap.streams.values() if s.selected and isinstance(s, AhaStream) and s.delete_audit_types
     ]
     if not streams:
-        return
+        return False
     if parse_timestamp(since) < audit_log_start(dt.datetime.now(dt.UTC)):
         logger.warning(
             "The delete bookmark %s is older than Aha!'s audit log (12 months): records deleted before "
@@ -215,7 +215,7 @@ def capture_deletes(tap: TapAha) -> None:
             exc,
         )
         bookmarks[DELETES_BOOKMARK] = {"replication_key_value": since}
-        return
+        return False
     for stream in streams:
         mine = [deletion for deletion in deletions if deletion.stream == stream.name]
         if mine:
@@ -228,6 +228,14 @@ def capture_deletes(tap: TapAha) -> None:
         since, len(deletions), len(audits.read.audits), audits.read.requests,
     )  # fmt: skip
     bookmarks[DELETES_BOOKMARK] = {"replication_key_value": audits.server_start()}
+    return False
+
+
+def start_deletes_bookmark(tap: TapAha) -> None:
+    """A first run's delete bookmark: its start on Aha!'s clock (told by the first answer), in the state."""
+    bookmarks: dict[str, t.Any] = tap.state.setdefault("bookmarks", {})
+    bookmarks[DELETES_BOOKMARK] = {"replication_key_value": tap.connection.server_started_at}
+    tap.state_writer.write_state(tap.state)
 
 
 def _bookmark(bookmarks: Mapping[str, t.Any], name: str) -> str | None:

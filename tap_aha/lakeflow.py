@@ -47,7 +47,7 @@ if t.TYPE_CHECKING:
 
     from pyspark.sql.types import StructType
 
-    from tap_aha.client import AhaStream
+    from tap_aha.client import AhaStream, ChildStream
     from tap_aha.streams import IdeaChildStream, IdeasStream
     from tap_aha.vote_index import ProxyVoteIndex
 
@@ -221,6 +221,7 @@ class LakeflowConnect:
         table = _check_table(table_name)
         limit, poll = self._table_options(table_options)
         offset = dict(start_offset or {})
+        self._start_clean()
         current = self._pass(table, offset, poll)
         if current is None:
             return iter([]), offset
@@ -250,6 +251,7 @@ class LakeflowConnect:
         stream = self._stream(table)
         if not self._has_delete_flow(stream):  # a snapshot table, or deletes not captured: nothing to read
             return iter([]), offset
+        self._start_clean()
         current = self._pass(_deletes(table), offset, poll)
         if current is None:
             return iter([]), offset
@@ -283,6 +285,7 @@ class LakeflowConnect:
         table = _check_table(table_name)
         self._table_options(table_options)  # the same option checks as read_table
         stream = self._stream(table)
+        self._start_clean()
         if deletes:
             end = _parse_offset(end_offset)
             if end is None or not self._has_delete_flow(stream):
@@ -298,6 +301,10 @@ class LakeflowConnect:
         return self._read(table, _parse_offset(start_offset), end, None, cap)[0]
 
     # ------------------------------------------------------------------ passes and listings
+
+    def _start_clean(self) -> None:
+        """Drop what an earlier read left in the prefetcher: after a failure, the next read retries it."""
+        self.tap.connection.prefetcher.discard()
 
     def _pass(self, name: str, offset: dict[str, t.Any], poll: int) -> _Pass | None:
         """The pass a forward read from `offset` belongs to; None while a caught-up table waits for its next.
@@ -460,7 +467,7 @@ class LakeflowConnect:
                 finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
                 if start_offset and _snapshot_offset(start_offset) == finished:
                     return [], finished
-                return [columns.record(record) for record in self._snapshot(stream, None)], finished
+                return [columns.record(record) for record in self._snapshot(stream)], finished
             start = _parse_offset(start_offset)
             end = None if end_offset is None else _parse_offset(end_offset)
             rows = self._listed(
@@ -475,17 +482,21 @@ class LakeflowConnect:
             logger.warning("%s", exc)
             return [], dict(start_offset or {})
 
-    def _snapshot(self, stream: AccountStream, context: dict[str, t.Any] | None) -> Iterator[Row]:
-        """Every record of a full table; a child table's through every record of its parent."""
+    def _snapshot(self, stream: AccountStream) -> Iterator[Row]:
+        """Every record of a full table; a child table's through every record of its parent.
+
+        A parent Aha! refuses is skipped alone (`ChildStream.records_of_parent`); any other failure raises,
+        so a snapshot is whole or not delivered.
+        """
         parent_type = stream.parent_stream_type
-        if parent_type is not None and context is None:
-            parent = t.cast("AccountStream", self._stream(vars(parent_type)["name"]))
-            for record in self._snapshot(parent, None):
-                child_context = parent.get_child_context(record, None)
-                if child_context:
-                    yield from self._snapshot(stream, dict(child_context))
+        if parent_type is None:
+            yield from _processed(stream, stream.walk_pages(None, None))
             return
-        yield from _processed(stream, stream.walk_pages(context, None), context)
+        parent = t.cast("AccountStream", self._stream(vars(parent_type)["name"]))
+        for record in self._snapshot(parent):
+            child_context = parent.get_child_context(record, None)
+            if child_context:
+                yield from t.cast("ChildStream", stream).records_of_parent(dict(child_context)) or []
 
     # ------------------------------------------------------------------ options and streams
 

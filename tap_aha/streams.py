@@ -193,10 +193,17 @@ class IdeasStream(ListingStream):
         if not prefetcher.enabled:
             return
         for idea in ideas:  # in the order they will be taken
+            if not self.will_sync_children(idea):
+                continue
             child_context = self.get_child_context(idea, None)
             for child in children:
                 if child.wants(child_context):
                     prefetcher.plan((child.name, idea["id"]), functools.partial(child.fetch, child_context))
+
+    def will_sync_children(self, idea: dict[str, t.Any]) -> bool:
+        """Whether the SDK will sync this idea's children: not where a stream map's `__filter__` drops it."""
+        record = self.post_process(idea)  # what the SDK's filter sees (idempotent)
+        return record is not None and bool(self.stream_maps[0].get_filter_result(record))
 
     def _hold_bookmark(self, context: Context | None) -> None:
         """Keep the next run's window where this one started: a max_ideas run read only part of it."""

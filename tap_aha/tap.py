@@ -14,7 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.client import AhaConnection
 from tap_aha.companions import COMPANION_TYPES
-from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes
+from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, start_deletes_bookmark
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
 from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
@@ -121,8 +121,10 @@ class TapAha(Tap):
 
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, which has no hook before the streams
         """Tombstones first, then the streams: a record restored after its delete arrives after it."""
-        capture_deletes(self)
+        first_run = capture_deletes(self)
         super().sync_all()
+        if first_run:
+            start_deletes_bookmark(self)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Our checks first: they name the setting and never echo a value (the key included)."""
