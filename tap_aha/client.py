@@ -144,6 +144,9 @@ class AhaStream(RESTStream[int]):
     # Aha! classes whose destroy audits are deletes of this stream's records (tap_aha.deletes reads them);
     # a stream with an `idea_id` column gets the audit's associated idea in its tombstones.
     delete_audit_types: t.ClassVar[tuple[str, ...]] = ()
+    # Records without a change time whose listing takes `updated_since` (idea users): the Lakeflow connector
+    # reads them incrementally, each with this column set to when its listing started (the table's cursor).
+    listing_cursor: t.ClassVar[str | None] = None
     # A blip costs half a second; 7 retries still wait about a minute in all. A 429 without Retry-After
     # waits longer from the start: the account's window has to move on.
     backoff_base_seconds: t.ClassVar[float] = 0.5
@@ -407,6 +410,7 @@ class ListingStream(AhaStream):
         self._updated_since: str | None = None
         self._walk = _Walk()
         self._signpost: str | None = None
+        self._listed_at: str | None = None
 
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         """A bookmark's cap: `server_start`; a full table keeps the run's start, which never changes.
@@ -434,12 +438,15 @@ class ListingStream(AhaStream):
         self._walk.page(pagination.get("total_records") if isinstance(pagination, dict) else None)
         if self._signpost is None:
             self._lower_signpost_to_server_clock(response)
+        if self._listed_at is None:
+            self._listed_at = sent_on_server_clock(response) or format_timestamp(dt.datetime.now(dt.UTC))
         if records_of(response, self.root_key):
             yield payload
 
     def walk_pages(self, context: Context | None, since: str | None) -> Iterator[list[dict[str, t.Any]]]:
         """Pages of the records updated since `since` (all when None), each record once."""
         self._updated_since = since
+        self._listed_at = None
         given: set[int | str] = set()
         for walk_number in range(1, self.max_listing_passes + 1):
             self._walk = _Walk()
@@ -463,6 +470,10 @@ class ListingStream(AhaStream):
             "The %s listing kept changing during %d walks; going on with the union of what they read.",
             self.name, self.max_listing_passes,
         )  # fmt: skip
+
+    def listed_at(self) -> str | None:
+        """When the last `walk_pages` sent its first request, on Aha!'s clock (None before an answer)."""
+        return self._listed_at
 
     def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""

@@ -121,6 +121,7 @@ class IdeaUsersStream(AccountStream):
     replication_key = None
     delete_audit_types = ("Ideas::IdeaUser",)  # the class name is assumed (README, Deletes)
     list_fields = "*,title,phone"  # named explicitly, or Aha! leaves them out
+    listing_cursor = "listed_at"  # Lakeflow reads them as cdc, not as a snapshot re-read whole every poll
     bookmark_key: t.ClassVar[str] = "updated_since"
 
     @property

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import typing as t
 from bisect import bisect_right
@@ -72,10 +73,17 @@ def _tap_settings() -> tuple[str, ...]:
 
 # The options the connector reads; connector_spec.yaml declares exactly these (a test compares them).
 CONNECTION_OPTIONS: tuple[str, ...] = _tap_settings()
-TABLE_OPTIONS: tuple[str, ...] = ("max_records_per_batch", "poll_interval_seconds")
-# A continuous query may ask for its next batch every few milliseconds: a table that has caught up lists
-# Aha! again at most this often, so an idle pipeline costs a few requests a minute of the account's 300.
-DEFAULT_POLL_INTERVAL = 30
+TABLE_OPTIONS: tuple[str, ...] = (
+    "max_records_per_batch",
+    "poll_interval_seconds",
+    "snapshot_interval_seconds",
+)
+# A continuous query may ask for its next batch every few milliseconds: a `cdc` table (and its delete flow)
+# that has caught up lists Aha! again at most once a minute, one request each when nothing changed; a
+# `snapshot` table, read whole, at most once an hour. An idle pipeline of every table then spends about 14
+# of the account's 300 requests a minute (docs/operations-failures.md; `python -m bench.idle` measures it).
+DEFAULT_POLL_INTERVAL = 60
+DEFAULT_SNAPSHOT_INTERVAL = 3600
 # Set by the Lakeflow framework or Spark rather than the user; accepted and ignored (keys are lower-cased).
 FRAMEWORK_OPTIONS = frozenset(
     {
@@ -144,7 +152,10 @@ class LakeflowConnect:
         self._raw_settings = settings
         self._settings = AhaSettings.from_config(settings)
         self._default_batch = _batch_limit(table_options, None)
-        self._default_poll = _poll_interval(table_options, DEFAULT_POLL_INTERVAL)
+        self._default_poll = _interval(table_options, "poll_interval_seconds", DEFAULT_POLL_INTERVAL)
+        self._default_snapshot = _interval(
+            table_options, "snapshot_interval_seconds", DEFAULT_SNAPSHOT_INTERVAL
+        )
         self._tap: TapAha | None = None
         self._listings: dict[str, _Listing] = {}  # by the same names as the passes
         self._votes_listed: tuple[str, Key | None, ProxyVoteIndex | None] | None = None
@@ -219,13 +230,13 @@ class LakeflowConnect:
         records are never split between batches).
         """
         table = _check_table(table_name)
-        limit, poll = self._table_options(table_options)
+        limit, poll, snapshot_poll = self._table_options(table_options)
         offset = dict(start_offset or {})
         self._start_clean()
-        current = self._pass(table, offset, poll)
+        stream = self._stream(table)
+        current = self._pass(table, offset, snapshot_poll if _is_snapshot(stream) else poll)
         if current is None:
             return iter([]), offset
-        stream = self._stream(table)
         if isinstance(stream, AccountStream):
             records, next_offset = self._read_companion(stream, offset, None, limit, current.cap)
         else:
@@ -246,7 +257,7 @@ class LakeflowConnect:
         batches and `poll_interval_seconds` behave as read_table's.
         """
         table = _check_table(table_name)
-        limit, poll = self._table_options(table_options)
+        limit, poll, _ = self._table_options(table_options)
         offset = dict(start_offset or {})
         stream = self._stream(table)
         if not self._has_delete_flow(stream):  # a snapshot table, or deletes not captured: nothing to read
@@ -294,7 +305,8 @@ class LakeflowConnect:
             return self._read_deletes(stream, _parse_offset(start_offset), end, None, cap)[0]
         cap = self._pass_cap(table)
         if isinstance(stream, AccountStream):
-            return self._read_companion(stream, dict(start_offset or {}), end_offset, None, cap)[0]
+            start_companion, end_companion = dict(start_offset or {}), dict(end_offset or {})
+            return self._read_companion(stream, start_companion, end_companion, None, cap)[0]
         end = _parse_offset(end_offset)
         if end is None:
             return []
@@ -395,7 +407,7 @@ class LakeflowConnect:
             chosen = ideas[: min(limit or len(ideas), quota or len(ideas))]
             return [columns.record(idea) for _, idea in chosen], [key for key, _ in chosen]
         child = t.cast("IdeaChildStream", self._stream(table))
-        index = self._vote_index(child)
+        index = self._vote_index(child) if ideas else None
         if index is None:
             parent.prefetch_children([idea for _, idea in ideas], [child])
         records: list[dict[str, t.Any]] = []
@@ -470,12 +482,13 @@ class LakeflowConnect:
                 return [columns.record(record) for record in self._snapshot(stream)], finished
             start = _parse_offset(start_offset)
             end = None if end_offset is None else _parse_offset(end_offset)
-            rows = self._listed(
-                stream.name,
-                (start, end),
-                cap,
-                lambda since: _keyed(_processed(stream, stream.walk_pages(None, since)), cap),
-            )[:limit]
+            if end_offset is not None and end is None:  # a replay up to the very start: nothing
+                return [], {}
+            if stream.listing_cursor:  # one batch per pass: a pass's records share its listing's moment
+                limit = None
+            label = None if end is None else end[0]  # a replayed batch keeps the moment it was read with
+            changed = functools.partial(_changed, stream, cap=cap, label=label)
+            rows = self._listed(stream.name, (start, end), cap, changed)[:limit]
             next_offset = _next_offset(start_offset, start, rows[-1][0] if rows else None)
             return [columns.record(row) for _, row in rows], next_offset
         except EndpointRefusedError as exc:
@@ -512,15 +525,19 @@ class LakeflowConnect:
                 raise SettingsError(f"Invalid settings: {'; '.join(exc.errors) or exc}") from None
         return self._tap
 
-    def _table_options(self, table_options: Mapping[str, t.Any]) -> tuple[int | None, int]:
-        """A read's batch size and poll interval; connection options may only repeat the connection's."""
+    def _table_options(self, table_options: Mapping[str, t.Any]) -> tuple[int | None, int, int]:
+        """A read's batch size and intervals; connection options may only repeat the connection's."""
         settings, table = _split_options(table_options)
         for name, value in settings.items():
             if str(value).strip() != str(self._raw_settings.get(name, "")).strip():
                 raise SettingsError(
                     f"Option '{name}' is a connection option: set it on the connection, not per table."
                 )
-        return _batch_limit(table, self._default_batch), _poll_interval(table, self._default_poll)
+        return (
+            _batch_limit(table, self._default_batch),
+            _interval(table, "poll_interval_seconds", self._default_poll),
+            _interval(table, "snapshot_interval_seconds", self._default_snapshot),
+        )
 
     def _quota(self, current: _Pass) -> int | None:
         """Ideas this pass may still read under `max_ideas` (None: no limit)."""
@@ -530,8 +547,8 @@ class LakeflowConnect:
 
 
 def _is_snapshot(stream: AhaStream) -> bool:
-    """A companion table without a cursor: read whole once per pass."""
-    return isinstance(stream, AccountStream) and not stream.replication_key
+    """A companion table without a cursor (nor a listing that stands in for one): read whole once per pass."""
+    return isinstance(stream, AccountStream) and not stream.replication_key and not stream.listing_cursor
 
 
 def _deletes(table: str) -> str:
@@ -548,6 +565,27 @@ def _processed(
             processed = stream.post_process(record, context)
             if processed is not None:
                 yield processed
+
+
+def _changed(
+    stream: AccountStream, since: str | None, *, cap: str, label: str | None
+) -> Iterator[tuple[Key, Row]]:
+    """A cdc companion's records changed since `since`, keyed, up to `cap`.
+
+    Records without a change time (`listing_cursor`) get as their cursor the moment their listing started,
+    capped (a version read after the cap comes again, with a later cursor, in the next pass), or `label`.
+    Such a table is read one pass per batch, so the next pass lists from that moment.
+    """
+    records = _processed(stream, stream.walk_pages(None, since))
+    column = stream.listing_cursor
+    if column is None:
+        yield from _keyed(records, cap)
+        return
+    rows = list(records)
+    moment = label or min(cap, stream.listed_at() or cap)
+    for record in rows:
+        record[column] = moment
+        yield (moment, record["id"]), record
 
 
 def _keyed(records: Iterable[Row], cap: str) -> Iterator[tuple[Key, Row]]:
@@ -592,8 +630,8 @@ def _waits(since: str, poll: int) -> bool:
     return dt.datetime.now(dt.UTC) - parse_timestamp(since) < dt.timedelta(seconds=poll)
 
 
-def _poll_interval(table: Mapping[str, t.Any], default: int) -> int:
-    value = optional_integer(table, "poll_interval_seconds", minimum=0)
+def _interval(table: Mapping[str, t.Any], name: str, default: int) -> int:
+    value = optional_integer(table, name, minimum=0)
     return default if value is None else value
 
 
@@ -653,8 +691,12 @@ def _next_offset(
 
 
 def _cursor_field(stream: AhaStream) -> str:
-    """Portal comments have no updated_at; created_at orders their (repeated, identical) rows."""
-    return stream.replication_key or "created_at"
+    """Portal comments have no updated_at; created_at orders their (repeated, identical) rows.
+
+    Idea users have none either, but their listing takes `updated_since`: the moment of the listing that
+    read a version (`listing_cursor`) orders them.
+    """
+    return stream.replication_key or stream.listing_cursor or "created_at"
 
 
 __all__ = ["CONNECTION_OPTIONS", "TABLES", "TABLE_OPTIONS", "LakeflowConnect"]
