@@ -14,14 +14,13 @@ import typing as t
 from singer_sdk import StreamSchema
 
 from tap_aha.client import ChildStream, ListingStream
+from tap_aha.errors import EndpointRefusedError
 from tap_aha.streams import EPOCH, SCHEMAS
 from tap_aha.timestamps import format_timestamp, normalize_timestamp
 from tap_aha.vote_index import ProxyVoteIndex, changed_at
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
-
-    from tap_aha.streams import IdeaProxyVotesStream, IdeasStream
 
 
 class AccountStream(ListingStream):
@@ -43,7 +42,9 @@ class AccountStream(ListingStream):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The records changed since the bookmark (all of them for a full table)."""
         for page in self.walk_pages(context, self.updated_since(context)):
+            self.settle_signpost()
             yield from page
+        self.settle_signpost()
 
     def updated_since(self, context: Context | None) -> str | None:
         """The bookmark, or start_date, as `updated_since`; None (everything) for a full table."""
@@ -64,31 +65,30 @@ class IdeaVotesStream(AccountStream):
     schema = StreamSchema(SCHEMAS, key="idea_proxy_votes")  # the same vote record
     delete_audit_types = ("Ideas::IdeaEndorsement",)
 
-    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
-        """Only proxy votes when the listing is read for `idea_proxy_votes` alone (context `proxy`)."""
-        params = super().get_url_params(context, next_page_token)
-        if context and context.get("proxy"):
-            params["proxy"] = "true"
-        return params
+    def on_refused(self, exc: EndpointRefusedError, context: Context | None) -> None:
+        """Refused: the stream is skipped, and the run's vote listing is not asked for again."""
+        super().on_refused(exc, context)
+        self.connection.votes.refused = True
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """The votes changed since the bookmark; with `idea_proxy_votes` selected, its index too.
+        """The votes changed since the bookmark; the proxy votes of the ideas' window too, when wanted.
 
-        One listing then serves both (this stream syncs before the ideas): it starts at the earlier of this
-        bookmark and the ideas' window, gives this stream the votes of its own window and keeps only the
-        proxy votes of the ideas' window, for the ideas' sync to hand out.
+        One listing then serves both (`RunVotes`; the tap syncs this stream before the ideas): it starts at
+        the earlier of this bookmark and the ideas' window, gives this stream the votes of its own window and
+        offers the proxy votes of the ideas' window to `idea_proxy_votes`.
         """
         own = self.updated_since(context)
-        proxy = t.cast("IdeaProxyVotesStream", self._tap.streams["idea_proxy_votes"])
-        if not proxy.selected:
+        votes = self.connection.votes
+        if not votes.wanted:
             yield from super().get_records(context)
             return
-        window = t.cast("IdeasStream", self._tap.streams["ideas"]).window_start()
+        window = votes.since
         index = ProxyVoteIndex(window)
         for page in self.walk_pages(context, None if own is None or window is None else min(own, window)):
             index.add(page)
             yield from (vote for vote in page if own is None or changed_at(vote) >= own)
-        proxy.index = index
+        self.settle_signpost()
+        votes.offer(index)
 
 
 class IdeaOrganizationsStream(AccountStream):

@@ -36,7 +36,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.companions import AccountStream
 from tap_aha.errors import EndpointRefusedError, SettingsError
-from tap_aha.lakeflow_deletes import deleted_rows
+from tap_aha.lakeflow_deletes import Key, Row, deleted_rows
 from tap_aha.settings import AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
 from tap_aha.streams import EPOCH, IdeaProxyVotesStream
@@ -91,8 +91,6 @@ FRAMEWORK_OPTIONS = frozenset(
         "path", "scd_type", "primary_keys", "sequence_by",
     }
 )  # fmt: skip
-Key = tuple[str, str]  # (updated_at in Aha!'s form, id): the order every read follows (deletes: deleted at)
-Row = dict[str, t.Any]
 _ONE_MS = dt.timedelta(milliseconds=1)
 _first = itemgetter(0)
 
@@ -121,10 +119,12 @@ class _Listing:
 
 
 class _EmbeddedTap(TapAha):
-    """The tap inside a Spark driver or notebook, whose signals stay the host's."""
+    """The tap inside a Spark driver or notebook, whose signals stay the host's.
 
-    def _setup_signal_handlers(self) -> None:
-        """Leave SIGINT and SIGTERM alone: the CLI's handler prints a STATE line and exits the process."""
+    The CLI's handler of SIGINT and SIGTERM prints a STATE line and exits the process.
+    """
+
+    handles_signals = False
 
 
 class LakeflowConnect:
@@ -156,7 +156,7 @@ class LakeflowConnect:
         self._default_snapshot = _interval(
             table_options, "snapshot_interval_seconds", DEFAULT_SNAPSHOT_INTERVAL
         )
-        self._tap: TapAha | None = None
+        self._embedded: TapAha | None = None
         self._listings: dict[str, _Listing] = {}  # by the same names as the passes
         self._votes_listed: tuple[str, Key | None, ProxyVoteIndex | None] | None = None
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
@@ -487,7 +487,8 @@ class LakeflowConnect:
             if stream.listing_cursor:  # one batch per pass: a pass's records share its listing's moment
                 limit = None
             label = None if end is None else end[0]  # a replayed batch keeps the moment it was read with
-            changed = functools.partial(_changed, stream, cap=cap, label=label)
+            after = None if start is None else start[0]
+            changed = functools.partial(_changed, stream, cap=cap, label=label, after=after)
             rows = self._listed(stream.name, (start, end), cap, changed)[:limit]
             next_offset = _next_offset(start_offset, start, rows[-1][0] if rows else None)
             return [columns.record(row) for _, row in rows], next_offset
@@ -518,12 +519,12 @@ class LakeflowConnect:
 
     def _tap_instance(self) -> TapAha:
         """The tap whose streams are read (built lazily, so a pickled connector holds no sockets)."""
-        if self._tap is None:
+        if self._embedded is None:
             try:
-                self._tap = _EmbeddedTap(config=_tap_config(self._settings), validate_config=True)
+                self._embedded = _EmbeddedTap(config=_tap_config(self._settings), validate_config=True)
             except ConfigValidationError as exc:
                 raise SettingsError(f"Invalid settings: {'; '.join(exc.errors) or exc}") from None
-        return self._tap
+        return self._embedded
 
     def _table_options(self, table_options: Mapping[str, t.Any]) -> tuple[int | None, int, int]:
         """A read's batch size and intervals; connection options may only repeat the connection's."""
@@ -568,13 +569,15 @@ def _processed(
 
 
 def _changed(
-    stream: AccountStream, since: str | None, *, cap: str, label: str | None
+    stream: AccountStream, since: str | None, *, cap: str, label: str | None, after: str | None
 ) -> Iterator[tuple[Key, Row]]:
     """A cdc companion's records changed since `since`, keyed, up to `cap`.
 
     Records without a change time (`listing_cursor`) get as their cursor the moment their listing started,
     capped (a version read after the cap comes again, with a later cursor, in the next pass), or `label`.
-    Such a table is read one pass per batch, so the next pass lists from that moment.
+    Such a table is read one pass per batch, so the next pass lists from that moment. Aha!'s clock counts
+    whole seconds: a moment not after the last pass's (`after`) becomes 1 ms after it, still before this
+    listing began.
     """
     records = _processed(stream, stream.walk_pages(None, since))
     column = stream.listing_cursor
@@ -583,6 +586,10 @@ def _changed(
         return
     rows = list(records)
     moment = label or min(cap, stream.listed_at() or cap)
+    if label is None and after is not None and moment <= after:
+        moment = format_timestamp(parse_timestamp(after) + _ONE_MS)
+        if moment > cap:
+            return
     for record in rows:
         record[column] = moment
         yield (moment, record["id"]), record

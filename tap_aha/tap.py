@@ -7,7 +7,6 @@ import sys
 import typing as t
 from functools import cached_property
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
@@ -17,6 +16,7 @@ from tap_aha.companions import COMPANION_TYPES
 from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, start_deletes_bookmark
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
+from tap_aha.sdk import SdkTap, order_streams
 from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
 from tap_aha.streams import IdeaCommentsStream, IdeaPortalCommentsStream, IdeaProxyVotesStream, IdeasStream
 
@@ -25,10 +25,10 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     import click
-    from singer_sdk.plugin_base import _ConfigInput
     from singer_sdk.streams import Stream
 
     from tap_aha.client import AhaStream
+    from tap_aha.sdk import ConfigInput
 
 STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeasStream,
@@ -45,11 +45,12 @@ REPLICATION_KEYS: dict[str, str | None] = {
 }
 
 
-class TapAha(Tap):
+class TapAha(SdkTap):
     """Aha! ideas with their votes and comments, and the organizations, users and workspaces they point at."""
 
     name = "tap-aha"
     message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer
+    _first_run = False  # this run found no delete bookmark (before_streams)
 
     config_jsonschema = th.PropertiesList(
         th.Property("api_key", th.StringType, required=True, secret=True,
@@ -101,13 +102,11 @@ class TapAha(Tap):
     def streams(self) -> dict[str, Stream]:
         """The SDK's streams in SYNC_ORDER, not its alphabetical one.
 
-        `idea_votes` syncs before `ideas`, so that its listing also gives the ideas their proxy votes; then
-        `ideas`, so a key that cannot read ideas stops the run before the other streams.
+        `idea_votes` syncs before `ideas`, so that its listing also gives the ideas their proxy votes (else
+        each lists them: one listing more, the same records); then `ideas`, so a key that cannot read ideas
+        stops the run before the other streams.
         """
-        streams = super().streams
-        if list(streams) != list(SYNC_ORDER):
-            self._streams = streams = {name: streams[name] for name in SYNC_ORDER}
-        return streams
+        return order_streams(self, super().streams, SYNC_ORDER)
 
     @cached_property
     def settings(self) -> AhaSettings:
@@ -119,18 +118,25 @@ class TapAha(Tap):
         """Settings, HTTP session and rate limiter shared by every stream of this run."""
         return AhaConnection(self.settings)
 
-    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, which has no hook before the streams
-        """Tombstones first, then the streams: a record restored after its delete arrives after it."""
-        first_run = capture_deletes(self)
-        super().sync_all()
-        if first_run:
+    def before_streams(self) -> None:
+        """Tombstones first (a record restored after its delete arrives after it); the run's vote plan.
+
+        With `idea_proxy_votes` selected, the proxy votes of the ideas' window are wanted from the run's one
+        vote listing (`RunVotes`).
+        """
+        self._first_run = capture_deletes(self)
+        proxy, ideas = self.streams[IdeaProxyVotesStream.name], self.streams[IdeasStream.name]
+        if proxy.selected and isinstance(ideas, IdeasStream):
+            self.connection.votes.want(ideas.window_start())
+
+    def after_streams(self) -> None:
+        """A first run's delete bookmark, on Aha!'s clock now that it answered."""
+        if self._first_run:
             start_deletes_bookmark(self)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+    def check_settings(self) -> None:
         """Our checks first: they name the setting and never echo a value (the key included)."""
-        if raise_errors:
-            _ = self.settings
-        return super()._validate_config(raise_errors=raise_errors)
+        _ = self.settings
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -138,7 +144,7 @@ class TapAha(Tap):
         *,
         about: bool = False,
         about_format: str | None = None,
-        config: _ConfigInput | None = None,
+        config: ConfigInput | None = None,
         state: t.IO[str] | None = None,
         catalog: t.IO[str] | None = None,
     ) -> None:

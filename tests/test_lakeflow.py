@@ -362,7 +362,11 @@ def test_one_connector_keeps_reading_what_changes(seeded: FakeAha, table: str, p
         assert changed[table] <= {r["id"] for r in records}
         assert {r["idea_id"] for r in records} <= changed["ideas"]
     assert later != offset
-    assert read_all(connector, table, later)[0] == []
+    again = flat(read_all(connector, table, later)[0])
+    if table == "idea_users":  # Aha!'s Date counts whole seconds: a user changed in that second comes again
+        assert {r["id"] for r in again} <= changed[table]
+    else:
+        assert again == []
 
 
 @pytest.mark.parametrize("pickled", [False, True], ids=["same instance", "pickled"])
