@@ -37,7 +37,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_aha.companions import AccountStream
 from tap_aha.errors import EndpointRefusedError, SettingsError
 from tap_aha.lakeflow_deletes import Key, Row, deleted_rows
-from tap_aha.settings import AhaSettings, optional_integer
+from tap_aha.settings import SETTINGS, AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
 from tap_aha.streams import EPOCH, IdeaProxyVotesStream
 from tap_aha.tap import STREAM_NAMES, TapAha
@@ -62,17 +62,8 @@ INGESTION_TYPE = "cdc_with_deletes"
 SNAPSHOT = "snapshot"
 
 
-def _tap_settings() -> tuple[str, ...]:
-    """The tap's own settings, in its order; the SDK's built-ins (stream maps, batches…) do not apply."""
-    builtins: dict[str, t.Any] = {"properties": {}}
-    TapAha.append_builtin_config(builtins)
-    return tuple(
-        name for name in TapAha.config_jsonschema["properties"] if name not in builtins["properties"]
-    )
-
-
-# The options the connector reads; connector_spec.yaml declares exactly these (a test compares them).
-CONNECTION_OPTIONS: tuple[str, ...] = _tap_settings()
+# The options the connector reads: the tap's own settings (connector_spec.yaml declares exactly these).
+CONNECTION_OPTIONS: tuple[str, ...] = tuple(setting.name for setting in SETTINGS)
 TABLE_OPTIONS: tuple[str, ...] = (
     "max_records_per_batch",
     "poll_interval_seconds",

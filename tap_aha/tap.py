@@ -17,7 +17,7 @@ from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, start_deletes_boo
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
 from tap_aha.sdk import SdkTap, order_streams
-from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
+from tap_aha.settings import SETTINGS, AhaSettings
 from tap_aha.streams import IdeaCommentsStream, IdeaPortalCommentsStream, IdeaProxyVotesStream, IdeasStream
 
 if t.TYPE_CHECKING:
@@ -30,6 +30,10 @@ if t.TYPE_CHECKING:
     from tap_aha.client import AhaStream
     from tap_aha.sdk import ConfigInput
 
+_TYPES: dict[str, type[th.JSONTypeHelper[t.Any]]] = {
+    "string": th.StringType, "date-time": th.DateTimeType, "integer": th.IntegerType, "number": th.NumberType,
+    "boolean": th.BooleanType,
+}  # fmt: skip
 STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeasStream,
     IdeaProxyVotesStream,
@@ -53,45 +57,11 @@ class TapAha(SdkTap):
     _first_run = False  # this run found no delete bookmark (before_streams)
 
     config_jsonschema = th.PropertiesList(
-        th.Property("api_key", th.StringType, required=True, secret=True,
-                    description="Aha! API key or OAuth token (sent as a Bearer token)."),
-        th.Property("subdomain", th.StringType,
-                    description="Account name: 'acme', 'acme.aha.io', 'https://acme.aha.io/' or a "
-                    "regional 'acme.euw4.aha.io'. Required unless api_url is set."),
-        th.Property("api_url", th.StringType,
-                    description="Override of https://{subdomain}.aha.io/api/v1 (a proxy, a test "
-                    "server); plain http only for loopback hosts."),
-        th.Property("start_date", th.DateTimeType,
-                    description="Earliest updated_at read on the first run (ISO-8601)."),
-        th.Property("ideas_workflow_status", th.StringType,
-                    description="Only ideas in this workflow status (id or name)."),
-        th.Property("ideas_q", th.StringType, description="Only ideas whose name matches this search."),
-        th.Property("max_ideas", th.IntegerType,
-                    description="Stop after this many ideas (trials); such a run keeps the old bookmark."),
-        th.Property("page_size", th.IntegerType, default=AHA_MAX_PAGE_SIZE,
-                    description="Records per page, 1 to 200 (the API maximum)."),
-        th.Property("requests_per_minute", th.IntegerType, default=AhaSettings.requests_per_minute,
-                    description="Client-side limit; Aha! allows 300 a minute per account."),
-        th.Property("requests_per_second", th.IntegerType, default=AhaSettings.requests_per_second,
-                    description="Client-side limit; Aha! allows 20 a second per account."),
-        th.Property("request_timeout", th.NumberType, default=AhaSettings.request_timeout,
-                    description="Seconds to wait for one response before retrying."),
-        th.Property("max_retries", th.IntegerType, default=AhaSettings.max_retries,
-                    description="Retries of a failed request (5xx, timeout, broken body); 429s "
-                    "are waited out under max_rate_limit_wait instead."),
-        th.Property("max_rate_limit_wait", th.NumberType, default=AhaSettings.max_rate_limit_wait,
-                    description="Seconds one request keeps waiting out HTTP 429 (rate limit) "
-                    "answers, honouring Retry-After, before the run stops (default 900)."),
-        th.Property("parallel_requests", th.IntegerType, default=AhaSettings.parallel_requests,
-                    description="Requests in flight at once for details, votes and comments (1-16); "
-                    "the rate limits still apply to all of them."),
-        th.Property("include_spam_portal_comments", th.BooleanType, default=False,
-                    description="Also read portal comments Aha! marked as spam."),
-        th.Property("capture_deletes", th.BooleanType, default=AhaSettings.capture_deletes,
-                    description="Send a tombstone (_sdc_deleted_at) for each record deleted in Aha!, "
-                    "read from its audit log."),
-        th.Property("user_agent", th.StringType, default=AhaSettings.user_agent,
-                    description="User-Agent header sent to Aha!."),
+        *(
+            th.Property(setting.name, _TYPES[setting.kind], required=setting.required, secret=setting.secret,
+                        default=setting.default, description=setting.description)
+            for setting in SETTINGS
+        )
     ).to_dict()  # fmt: skip
 
     def discover_streams(self) -> list[AhaStream]:
