@@ -34,6 +34,7 @@ from operator import itemgetter
 
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_aha.client import processed
 from tap_aha.companions import AccountStream
 from tap_aha.errors import EndpointRefusedError, SettingsError
 from tap_aha.lakeflow_deletes import Key, Row, deleted_rows
@@ -41,7 +42,7 @@ from tap_aha.settings import SETTINGS, AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
 from tap_aha.streams import EPOCH, IdeaProxyVotesStream
 from tap_aha.tap import STREAM_NAMES, TapAha
-from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
+from tap_aha.timestamps import format_timestamp, later_start, normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -363,10 +364,7 @@ class LakeflowConnect:
         Records that share the start's cursor then come back whether Aha! treats the filter as inclusive.
         """
         since = None if start is None else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
-        start_date = self._settings.start_date
-        if start_date is not None and (since is None or since < start_date):
-            since = start_date
-        return since
+        return later_start(since, self._settings.start_date)
 
     # ------------------------------------------------------------------ the idea tables
 
@@ -406,8 +404,12 @@ class LakeflowConnect:
         try:
             for key, idea in ideas:
                 context = parent.get_child_context(idea, None)
-                rows = child.get_records(context) if index is None else index.get(idea["id"])
-                records.extend(columns.record(row) for row in _processed(child, [rows], context))
+                rows = (
+                    child.records_of_parent(context)
+                    if index is None
+                    else list(processed(child, index.get(idea["id"]), context))
+                )
+                records.extend(columns.record(row) for row in rows or ())
                 read.append(key)
                 if (limit and len(records) >= limit) or (quota and len(read) >= quota):
                     break
@@ -483,8 +485,8 @@ class LakeflowConnect:
             rows = self._listed(stream.name, (start, end), cap, changed)[:limit]
             next_offset = _next_offset(start_offset, start, rows[-1][0] if rows else None)
             return [columns.record(row) for _, row in rows], next_offset
-        except EndpointRefusedError as exc:
-            logger.warning("%s", exc)
+        except EndpointRefusedError as exc:  # the table (or its parent's listing): nothing delivered
+            stream.skip_refused(exc, None)
             return [], dict(start_offset or {})
 
     def _snapshot(self, stream: AccountStream) -> Iterator[Row]:
@@ -548,15 +550,10 @@ def _deletes(table: str) -> str:
     return f"{table}:deletes"
 
 
-def _processed(
-    stream: AhaStream, pages: Iterable[Iterable[Row]], context: Mapping[str, t.Any] | None = None
-) -> Iterator[Row]:
-    """The stream's records from its pages, post-processed; those it drops left out."""
+def _processed(stream: AhaStream, pages: Iterable[Iterable[Row]]) -> Iterator[Row]:
+    """The stream's records from its pages, post-processed as the SDK's sync does (`processed`)."""
     for page in pages:
-        for record in page:
-            processed = stream.post_process(record, context)
-            if processed is not None:
-                yield processed
+        yield from processed(stream, page)
 
 
 def _changed(

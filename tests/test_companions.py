@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tap_aha.client import ListingStream
+from tap_aha.companions import AccountStream
 from tap_aha.errors import AuthError, StateError
 from tap_aha.inputs import read_state
 from tap_aha.lakeflow import LakeflowConnect
@@ -207,6 +209,18 @@ def test_a_refused_endpoint_run_succeeds_from_the_command_line(fake: FakeAha, tm
     assert run.returncode == 0
     assert run.stderr.count("Skipping 'idea_organizations'") == 1
     assert {s for s in STREAM_NAMES if run.records(s)} >= {"ideas", "idea_votes", "idea_users", "products"}
+
+
+def test_every_stream_reads_its_endpoint_without_a_refusal(
+    fake: FakeAha, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Optional endpoints are declared per class: a mistyped path would be skipped with a warning here."""
+    fake.seed(10)
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config)
+    assert [r.getMessage() for r in caplog.records if "refused" in r.getMessage()] == []
+    assert {s for s in STREAM_NAMES if run.records(s)} == set(STREAM_NAMES)
+    assert not any(vars(stream).get("optional_endpoint") for stream in (AccountStream, ListingStream))
 
 
 def test_a_missing_feature_404_skips_a_workspace_stream_and_its_categories(
