@@ -130,3 +130,17 @@ def test_the_sdk_module_lists_each_private_name_it_uses() -> None:
     docstring = ast.get_docstring(tree) or ""
     assert used
     assert [name for name in sorted(used) if f".{name}`" not in docstring] == []
+
+
+def test_the_local_runner_loads_every_stream_of_the_tap() -> None:
+    """scripts/run_local.py runs with Meltano's Python, without tap_aha: its tables must follow the tap's."""
+    from tap_aha.tap import STREAM_NAMES  # noqa: PLC0415 - only this test needs the tap
+
+    tree = ast.parse((PACKAGE.parent / "scripts" / "run_local.py").read_text())
+    tables = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(getattr(target, "id", "") == "TABLES" for target in node.targets)
+    )
+    assert ast.literal_eval(tables) == STREAM_NAMES
