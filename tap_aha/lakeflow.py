@@ -17,7 +17,9 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
 
 The idea tables are read through the window of changed ideas; the companion tables (votes, organizations,
 users, portals, workspaces, categories) over their own account-wide listings: `cdc` ones with the same
-offsets, cap and batches, `snapshot` ones whole once per pass.
+offsets, cap and batches (idea users, which have no change time: one batch per pass, their cursor `listed_at`
+the moment its listing started), `snapshot` ones whole once per pass, a new pass at most every
+`snapshot_interval_seconds`. What a refusal or a failed request means: docs/operations-failures.md.
 
 pyspark is optional: only `get_table_schema` needs it, and imports it when called.
 """
