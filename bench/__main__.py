@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from bench.floor import FORMULA
+from bench.idle import idle_phase
 from bench.phases import (
     Bench,
     fault_phase,
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         memory = None if args.skip_memory else memory_phase(bench)
         faults = None if args.skip_faults else fault_phase(bench)
         resume = None if args.skip_resume else resume_phase(bench)
+        idle = None if args.skip_idle else idle_phase()
         report = Report(  # before the files go: it reads the tap's log
             args=args, latency=latency, throughput=throughput, memory=memory, faults=faults, formula=FORMULA
         )
@@ -46,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         else "(--workdir DIR keeps the files)"
     )
     resumed = [] if resume is None else ["", *resume.lines()]
-    print("\n".join([*header(args, bench.streams, load), "", *report.lines(), *resumed, "", kept]))
-    return 0 if report.all_met and (resume is None or resume.all_met) else 1
+    idle_lines = [] if idle is None else ["", *idle.lines()]
+    table = [*header(args, bench.streams, load), "", *report.lines(), *resumed, *idle_lines]
+    print("\n".join([*table, "", kept]))
+    met = report.all_met and (resume is None or resume.all_met) and (idle is None or idle.met)
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

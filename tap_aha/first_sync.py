@@ -24,8 +24,10 @@ Invariants:
 4. S is the first windowed run's start on Aha!'s clock (its first listing request) and survives every
    resume. Every idea was read at or after S, so whatever changed later has `updated_at` >= S: when the last
    window is done the ideas bookmark is S, and the next run lists every idea changed, created or moved
-   (a `created_at` that jumped into a finished window) during any of the runs. Deletes need nothing here:
-   the delete bookmark, set to the first run's start in its first STATE, already spans the resumes.
+   (a `created_at` that jumped into a finished window) during any of the runs. Deletes: a first run writes
+   its delete bookmark after its streams, too late for a killed run; so every window's STATE carries it
+   already (the run's start on Aha!'s clock, at or before S: `deletes.keep_deletes_bookmark`), and a
+   resumed run reads the deletes since then, those of the ideas and votes the killed run wrote included.
 5. Window sizes come from counts (`total_records` of each window's first page) and never decide what is
    read: a too-large guess costs one request, then a smaller window is tried. The state stays O(1).
 """
@@ -42,9 +44,11 @@ from tap_aha.errors import StateError
 from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator, Iterator
+    import logging
+    from collections.abc import Generator, Iterable, Iterator
 
-    from tap_aha.streams import IdeasStream
+    from tap_aha.progress import Progress
+    from tap_aha.settings import AhaSettings
 
 Row = dict[str, t.Any]
 MARKER = "first_sync"  # state["bookmarks"]["ideas"]["first_sync"]
@@ -53,6 +57,58 @@ MAX_WINDOW_PAGES = 2  # the size a window may have
 WINDOWED_OVER_PAGES = 4  # a listing of more pages is read in windows; a smaller one as before
 _MS = 1
 _EPOCH_MS = 0
+
+
+class _Connection(t.Protocol):
+    @property
+    def progress(self) -> Progress:
+        """The run's progress lines."""
+
+
+class IdeasListing(t.Protocol):
+    """What a first sync uses of the ideas stream (tap_aha.streams.IdeasStream, a floor above)."""
+
+    created_window: dict[str, str]  # the `created_at` window of the listing's requests
+
+    @property
+    def settings(self) -> AhaSettings:
+        """The run's settings."""
+
+    @property
+    def connection(self) -> _Connection:
+        """The run's connection."""
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The stream's logger."""
+
+    @property
+    def stream_state(self) -> dict[str, t.Any]:
+        """The stream's bookmark in the tap's state."""
+
+    @property
+    def replication_key(self) -> str | None:
+        """`updated_at`."""
+
+    def server_start(self) -> str:
+        """The run's first listing request, on Aha!'s clock."""
+
+    def listed_total(self) -> int:
+        """`total_records` of the last page read."""
+
+    def walk_pages(self, context: None, since: str | None) -> Iterator[list[Row]]:
+        """The listing (in `created_window`) of the ideas updated since `since`."""
+
+    def changed_idea_pages(
+        self, since: str | None, listing: Iterable[list[Row]] | None = None
+    ) -> Generator[list[Row], None, None]:
+        """Full ideas of a listing's pages."""
+
+    def write_state(self) -> None:
+        """A STATE message now."""
+
+    def write_signpost(self, value: str, context: None = None) -> None:
+        """The bookmark's cap."""
 
 
 class WindowEnd(list[Row]):
@@ -165,7 +221,7 @@ class WindowPlanner:
 class FirstSync:
     """One run's windowed read of the ideas, its marker and its end; see the module's invariants."""
 
-    def __init__(self, stream: IdeasStream) -> None:
+    def __init__(self, stream: IdeasListing) -> None:
         """A resumed run takes S and T from the state's marker (checked when the state was read)."""
         self.stream = stream
         marker = stream.stream_state.get(MARKER)
@@ -261,8 +317,7 @@ class FirstSync:
         """Every idea of the window and its children are written: record it in a STATE message now."""
         stream = self.stream
         stream.stream_state[MARKER] = {"started_at": self.started_at, "done_before": end.before}
-        stream.state_manager.is_flushed = False
-        stream._write_state_message()
+        stream.write_state()
 
     def finish(self) -> None:
         """All windows read: the ideas bookmark becomes S, and the marker goes (invariant 4).
@@ -276,7 +331,7 @@ class FirstSync:
         key = stream.replication_key
         state.update(replication_key=key, replication_key_value=self.started_at)
         state["progress_markers"] = {"replication_key": key, "replication_key_value": self.started_at}
-        stream._write_replication_key_signpost(None, self.started_at)
+        stream.write_signpost(self.started_at)
         state.pop(MARKER, None)
         stream.logger.info(
             "First sync done in %d windows (%d guesses cut smaller); the ideas bookmark is its start, %s.",

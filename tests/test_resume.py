@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from tap_aha.deletes import DELETED_AT
+from tap_aha.deletes import DELETED_AT, DELETES_BOOKMARK
 from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES, WINDOWED_OVER_PAGES
 from tests.conftest import IDEA_STREAMS, REPO, TAP, Config, Run, run_cli, run_tap, selecting
 from tests.fake_aha import FakeAha, RequestLog, fmt_ts, parse_ts
@@ -260,7 +260,11 @@ def test_changes_during_killed_and_resumed_runs_reach_the_next_run(seeded: FakeA
     killed = tap.killed(on_line=_nth_marker(2))
     seeded.on_request.clear()
     assert newest["id"] not in killed.ids("ideas")
-    rerun = tap.run(last_state(killed))
+    assert by_created[3]["id"] in killed.ids("ideas")  # written, then deleted during the killed run
+    killed_state = t.cast("dict[str, t.Any]", last_state(killed))
+    deletes_since = killed_state["bookmarks"][DELETES_BOOKMARK]["replication_key_value"]
+    assert deletes_since <= killed_state["bookmarks"]["ideas"][MARKER]["started_at"]
+    rerun = tap.run(killed_state)
     assert newest["id"] not in rerun.ids("ideas")  # its window was done: the bookmark must catch it
     assert rerun.bookmark() == clean_bookmark_of(killed, rerun)
     later = seeded.add_idea()["id"]

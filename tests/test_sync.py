@@ -178,8 +178,9 @@ def test_state_size_does_not_grow_with_the_number_of_ideas(config: Config) -> No
             largest[count] = max(len(json.dumps(state)) for state in run.states)
             final[count] = len(json.dumps(run.state))
             assert len(run.states) < max(20, count // 50)  # not one per idea; a few per first-sync window
-    # 5,000 ideas are read in windows (tap_aha.first_sync): their marker adds about 100 bytes mid-run.
-    assert largest[100] < largest[5_000] <= largest[100] + 120 < 1_200
+    # 5,000 ideas are read in windows (tap_aha.first_sync): mid-run, their marker adds about 100 bytes, and
+    # the delete bookmark a first run otherwise writes at its end is there already.
+    assert largest[100] < largest[5_000] <= largest[100] + 200 < 1_200
     assert final[5_000] == final[100] < 500  # the bookmarks of ideas, comments, votes, deletes
 
 
