@@ -88,14 +88,20 @@ class CommentCounts:
         fetchers: Mapping[str, Fetch] | None = None,
         *,
         skip_portal: bool = True,
+        skipping: bool = True,
         min_agreeing: int = MIN_AGREEING,
         min_ruled_out: int = MIN_RULED_OUT,
         log: logging.Logger = logger,
     ) -> None:
-        """No evidence yet; `skip_portal` False (spam wanted) never skips portal comments."""
+        """No evidence yet.
+
+        `skip_portal` False (spam wanted) never skips portal comments; `skipping` False skips nothing (the
+        evidence alone, as `--doctor` gathers it).
+        """
         self.active = frozenset(active)
         self._fetchers = dict(fetchers or {})
         self._skip_portal = skip_portal
+        self._skipping = skipping
         self._min_agreeing = min_agreeing
         self._min_ruled_out = min_ruled_out
         self._log = log
@@ -149,14 +155,14 @@ class CommentCounts:
         other = PORTAL if kind == INTERNAL else INTERNAL
         with self._lock:
             self._check_alone(kind, count, found, idea_id)
-            if self.off or not self.fitting or (count == 0 and self.skippable):
+            if not self.fitting or (count == 0 and self.skippable):
                 return  # nothing to learn (an idea counted 0 may have had its other kind skipped)
             seen = self._pending.setdefault(idea_id, {})
             seen[kind] = found
             if other not in seen:
                 if other in self.active:
                     return  # the other kind's request completes the observation
-                if other not in self._fetchers or self.sampled >= SAMPLE_IDEAS:
+                if self.off or other not in self._fetchers or self.sampled >= SAMPLE_IDEAS:
                     self._pending.pop(idea_id, None)
                     return
                 self.sampled += 1
@@ -164,8 +170,7 @@ class CommentCounts:
             seen[other] = counted(other, context, self._fetchers[other](context))
         with self._lock:
             self._pending.pop(idea_id, None)
-            if not self.off:
-                self._learn(count, seen[INTERNAL], seen[PORTAL], idea_id)
+            self._learn(count, seen[INTERNAL], seen[PORTAL], idea_id)
 
     def _learn(self, count: int, internal: int, portal: int, idea_id: str) -> None:
         """One full observation: drop the readings it contradicts, then recompute what may be skipped."""
@@ -180,8 +185,9 @@ class CommentCounts:
         observation = (
             f"idea {idea_id}: comments_count {count}, {internal} internal and {portal} portal comments"
         )
-        if dropped and self.skippable:
+        if dropped and self.skippable and not self.off:
             self._turn_off(observation)
+        if self.off:
             return
         if not self.fitting:
             self._log.info("comments_count fits no reading (%s): every comment request is made.", observation)
@@ -190,7 +196,9 @@ class CommentCounts:
             self.agreeing += 1
         before = self.skippable
         self.skippable = frozenset(
-            kind for kind in KINDS if self._covers(kind) and (kind == INTERNAL or self._skip_portal)
+            kind
+            for kind in KINDS
+            if self._skipping and self._covers(kind) and (kind == INTERNAL or self._skip_portal)
         )
         if self.skippable != before:
             self._log.info(
