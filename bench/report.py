@@ -337,7 +337,8 @@ class Report:
             floor = phase.scale.floor(audit.total)
             self.notes.append(
                 f"comments_count counts {mode}: {stats['counted']:,} of {stats['ideas']:,} ideas counted "
-                f"> 0, {stats['internal']:,} with internal comments, {stats['portal']:,} with portal comments, "
+                f"> 0, {stats['internal']:,} with internal comments, {stats['portal']:,} with portal "
+                f"comments, "
                 f"{stats['any']:,} with either; requests internal {internal:,} / portal {portal:,}; comment "
                 f"records, tap/data: {records}; wall {_s(wall)}, rate-limit floor of its {audit.total:,} "
                 f"requests {_s(floor)} ({phase.scale.describe()})."
