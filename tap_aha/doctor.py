@@ -180,7 +180,7 @@ class Doctor:
             return []
         items: list[Row] = payload.get(stream.root_key) or []
         total = _total(payload, items)
-        self.checks.append(Check(f"GET {stream.path}", "ok", f"answered: {total:,} records listed."))
+        self.checks.append(Check(f"GET {stream.path}", "ok", f"answered: {_records(total)} listed."))
         if "fields" in params:
             facts["fields_honoured"] = self._check_fields(stream, params["fields"], items)
         if stream.replication_key or getattr(stream, "bookmark_key", None):
@@ -273,7 +273,7 @@ class Doctor:
                 self._refused(stream, exc)
                 continue
             listed = _total(payload, payload.get(stream.root_key) or [])
-            self.checks.append(Check(f"GET {stream.path}", "ok", f"answered: {listed:,} records for {path}."))
+            self.checks.append(Check(f"GET {stream.path}", "ok", f"answered: {_records(listed)} for {path}."))
 
     def check_audits(self, selected: list[AhaStream]) -> None:
         """The audit log (deletes): answered, its order, and which `auditable_type` spelling filters."""
@@ -397,6 +397,10 @@ class Doctor:
         self.checks.append(
             Check("comments_count", "warn" if verdict == "unknown" else "ok", f"{found}: {does}.")
         )
+
+
+def _records(count: int) -> str:
+    return f"{count:,} record{'' if count == 1 else 's'}"
 
 
 def _total(payload: Row, items: list[Row]) -> int:
