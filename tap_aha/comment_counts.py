@@ -176,17 +176,10 @@ class CommentCounts:
         """One full observation: drop the readings it contradicts, then recompute what may be skipped."""
         self.observed += 1
         predicted = {INTERNAL: internal, PORTAL: portal, "both": internal + portal}
-        dropped = False
-        for name, value in predicted.items():
-            if value != count:
-                self.ruled_out[name] += 1
-                dropped = dropped or name in self.fitting
-                self.fitting.discard(name)
         observation = (
             f"idea {idea_id}: comments_count {count}, {internal} internal and {portal} portal comments"
         )
-        if dropped and self.skippable and not self.off:
-            self._turn_off(observation)
+        self._drop([name for name, value in predicted.items() if value != count], observation)
         if self.off:
             return
         if not self.fitting:
@@ -220,14 +213,26 @@ class CommentCounts:
         )
 
     def _check_alone(self, kind: str, count: int, found: int, idea_id: str) -> None:
-        """Once skipping began: a count below what was found of a kind it covers is a contradiction."""
+        """Once skipping began, one kind alone: it contradicts a reading that counts it with a lower count.
+
+        A reading that counts that kind alone is contradicted by any other count.
+        """
         if self.off or not self.skippable:
             return
-        for name in self.fitting:
-            kinds = READINGS[name]
-            if kind in kinds and (found > count or (kinds == {kind} and found != count)):
-                self._turn_off(f"idea {idea_id}: comments_count {count}, {found} {kind} comments")
-                return
+        contradicted = [
+            name
+            for name in self.fitting
+            if kind in READINGS[name] and (found > count or (READINGS[name] == {kind} and found != count))
+        ]
+        self._drop(contradicted, f"idea {idea_id}: comments_count {count}, {found} {kind} comments")
+
+    def _drop(self, names: Iterable[str], why: str) -> None:
+        """Rule these readings out; a kind being skipped that is no longer proven turns skipping off."""
+        for name in names:
+            self.ruled_out[name] += 1
+            self.fitting.discard(name)
+        if self.skippable and not self.off and not all(self._covers(kind) for kind in self.skippable):
+            self._turn_off(why)
 
     def _turn_off(self, why: str) -> None:
         self.off = True

@@ -217,3 +217,18 @@ def test_spam_wanted_keeps_every_portal_request() -> None:
     assert counts.verdict == "both"
     assert counts.skips(INTERNAL, {"idea_id": "x", "comments_count": 0})
     assert not counts.skips(PORTAL, {"idea_id": "x", "comments_count": 0})
+
+
+def test_a_reading_ruled_out_later_keeps_skipping_what_stays_proven() -> None:
+    counts = CommentCounts({INTERNAL, PORTAL})
+    for idea in range(12):
+        _observe(counts, idea, 2, 2, 0)  # no portal comment: 'internal' and 'both' fit, 'portal' does not
+    assert counts.skippable == {INTERNAL}
+    listed = {"idea_id": "16", "comments_count": 1, "updated_at": "2024-01-01T00:00:00.000Z"}
+    counts.observe(PORTAL, listed, [{"created_at": "2023-01-01T00:00:00.000Z"}] * 2)  # rules out 'both'
+    assert counts.fitting == {INTERNAL}
+    assert not counts.off
+    assert counts.skips(INTERNAL, {"idea_id": "17", "comments_count": 0})
+    counts.observe(INTERNAL, listed, [])  # but a count of 1 with no internal comment contradicts 'internal'
+    assert counts.off
+    assert [c["idea_id"] for c in counts.deferred(INTERNAL)] == ["17"]
