@@ -485,6 +485,7 @@ class FakeAha:
         self.audits_refused: int | None = None  # 403 or 404: GET /audits is refused with that status
         self.account_votes_refused: int | None = None  # 403 or 404: GET /ideas/endorsements is refused
         self.account_votes_honour_proxy = True  # False: GET /ideas/endorsements ignores `proxy=true`
+        self.ideas_honour_updated_since = True  # False: GET /ideas ignores `updated_since` (lists every idea)
         self.audit_child_destroys = True  # whether deleting an idea also audits its children's destroys
         self.audit_order = "id"  # "id" (ascending) or "newest" (newest first: after_id walks fall short)
         self.audit_type_spelling = "path"  # "path" (ideas/idea) or "class" (Ideas::Idea) in answers
@@ -1660,7 +1661,7 @@ class FakeAha:
 
     def _list_ideas(self, query: dict[str, str], product_id: str | None) -> _Response:
         page, per_page = self._paging(query)
-        updated_since = self._since(query, "updated_since")
+        updated_since = self._since(query, "updated_since") if self.ideas_honour_updated_since else None
         created_since = self._since(query, "created_since")
         created_before = self._since(query, "created_before")
         status = query.get("workflow_status") or None

@@ -82,11 +82,16 @@ def test_what_it_cannot_rely_on_is_a_warning_with_its_consequence() -> None:
         fake.seed(60)
         fake.audits_refused = 403
         fake.companions.ideas_advanced = False
+        fake.ideas_honour_updated_since = False
         doctor, status = _doctor({"api_key": fake.api_key, "api_url": fake.url})
     assert status == 0
     checks = _checks(doctor)
     assert checks["ideas: fields="][0] == "warn"
     assert "GET /ideas/{id}" in checks["ideas: fields="][1]
+    assert checks["ideas: updated_since"][0] == "warn"
+    assert "reads this whole listing again" in checks["ideas: updated_since"][1]
+    assert doctor.facts["listings"]["ideas"]["updated_since_honoured"] is False
+    assert doctor.facts["listings"]["idea_users"]["updated_since_honoured"] is True
     assert checks["GET /idea_organizations"][0] == "warn"
     assert checks["GET /audits"][0] == "warn"
     assert doctor.facts["listings"]["ideas"]["fields_honoured"] is False
