@@ -40,7 +40,9 @@ READINGS: dict[str, frozenset[str]] = {
 }
 MIN_AGREEING = 10  # ideas with a non-zero count that matched before any request is skipped
 MIN_RULED_OUT = 3  # ideas that contradict each reading that does not count a kind, before it is skipped
-SAMPLE_IDEAS = 50  # ideas whose other kind of comment is fetched only to learn (one comment table read alone)
+SAMPLE_IDEAS = 50  # ideas read only to learn or check: counted 0, or the other kind of a table read alone
+CHECK_FIRST = 10  # the first check is the 10th idea counted 0 once skipping began, then every 25 % more
+CHECK_GROWTH = 1.25
 
 Row = dict[str, t.Any]
 Context = t.Mapping[str, t.Any]
@@ -114,15 +116,34 @@ class CommentCounts:
         self.skippable: frozenset[str] = frozenset()
         self.off = False  # a contradiction after skipping began: no more skipping in this scope
         self.skipped = dict.fromkeys(KINDS, 0)
+        self.checked = dict.fromkeys(KINDS, 0)  # ideas counted 0 read anyway, to check the count
+        self._zeros_read = dict.fromkeys(KINDS, 0)  # ideas counted 0 read (learning, checks)
+        self._chances = dict.fromkeys(KINDS, 0)  # ideas counted 0 since skipping began
+        self._next_check = dict.fromkeys(KINDS, CHECK_FIRST)
         self._skipped: dict[str, list[Context]] = {kind: [] for kind in KINDS}
         self._pending: dict[str, dict[str, int]] = {}  # idea id -> kind -> counted rows, until both are in
 
     # ------------------------------------------------------------------ decisions
 
     def skips(self, kind: str, context: Context) -> bool:
-        """Whether this idea's `kind` request is unneeded: the verified count says it is empty."""
+        """Whether this idea's `kind` request is unneeded: the verified count says it is empty.
+
+        Some are made all the same, as checks spread over the run (`CHECK_FIRST`, `CHECK_GROWTH`) while the
+        ideas counted 0 read stay within `SAMPLE_IDEAS`: a count that goes wrong only on later ideas (say,
+        imported ones counted 0) is then found out too.
+        """
         with self._lock:
-            if self.off or kind not in self.skippable or listed_count(context) != 0:
+            if self.off or listed_count(context) != 0:
+                return False
+            if kind not in self.skippable:
+                self._zeros_read[kind] += 1
+                return False
+            self._chances[kind] += 1
+            if self._chances[kind] >= self._next_check[kind] and self._zeros_read[kind] < SAMPLE_IDEAS:
+                self._zeros_read[kind] += 1
+                self.checked[kind] += 1
+                after = self._next_check[kind]
+                self._next_check[kind] = max(after + 1, int(after * CHECK_GROWTH))
                 return False
             self._skipped[kind].append(dict(context))
             self.skipped[kind] += 1

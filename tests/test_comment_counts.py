@@ -123,6 +123,19 @@ def test_a_contradiction_turns_skipping_off_and_fetches_what_was_skipped_before_
         assert max(hidden_records) < bookmarked
 
 
+def test_checks_spread_over_the_run_find_a_count_that_goes_wrong_on_later_ideas() -> None:
+    with _seeded("both") as fake:
+        late = [i["id"] for i in fake.ideas()][:60]  # the oldest: listed last (imported ideas, say)
+        with fake._lock:
+            for idea_id in late:
+                fake._ideas[idea_id]["comments_count"] = 0
+        run = run_tap(_config(fake), streams=IDEA_STREAMS)
+        internal, portal = _expected(fake, fake.idea_ids())
+        assert run.ids("idea_comments") == internal
+        assert run.ids("idea_portal_comments") == portal
+        assert len(set(_requests(fake, "comments"))) == IDEAS  # skipping began, then every skipped one came
+
+
 def test_with_one_comment_stream_the_sample_fetches_the_other_kind_unemitted() -> None:
     with _seeded("internal") as fake:
         run = run_tap(_config(fake), streams=("ideas", "idea_comments"))
@@ -173,6 +186,18 @@ def _observe(counts: CommentCounts, idea: int, count: int, internal: int, portal
     row = {"created_at": "2023-12-31T00:00:00.000Z"}
     counts.observe(INTERNAL, context, [row] * internal)
     counts.observe(PORTAL, context, [row] * portal)
+
+
+def test_checks_are_spread_and_bounded() -> None:
+    counts = CommentCounts({INTERNAL, PORTAL})
+    for idea in range(12):
+        _observe(counts, idea, 3, 2, 1)
+    zero = {"idea_id": "x", "comments_count": 0}
+    checked = [n for n in range(1, 1_000_001) if not counts.skips(INTERNAL, zero)]
+    assert checked[:4] == [10, 12, 15, 18]  # then 25 % further apart each time
+    assert checked[-1] > 20_000
+    assert len(checked) == 50
+    assert counts.skipped[INTERNAL] == 1_000_000 - 50
 
 
 def test_no_skipping_before_enough_evidence_then_only_the_covered_kind() -> None:
