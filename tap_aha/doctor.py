@@ -1,10 +1,15 @@
 """`tap-aha --doctor`: measure, on the user's own account, what the selected streams assume about Aha!'s API.
 
-Read-only (GET only) and bounded (`MAX_REQUESTS`, whatever the account's size). What it checks comes from the
-streams' own declarations, so a new stream is covered without a change here: the endpoints are the selected
-streams' paths (and their parents'), a listing relies on `fields=` when its own URL parameters name fields
-(`detail_markers`, else those names, mark the full record), a listing is incremental when it has a
-replication key or a `bookmark_key`, and the audit types are the streams' `delete_audit_types`.
+Read-only (GET only) and bounded (`MAX_REQUESTS`, whatever the account's size and however many streams are
+selected). What it checks comes from the streams' own declarations, so a new stream is covered without a
+change here: the endpoints are the selected streams' paths (and their parents'), a listing relies on
+`fields=` when its own URL parameters name fields (`detail_markers`, else those names, mark the full
+record), a listing is incremental when it has a replication key or a `bookmark_key`, and the audit types are
+the streams' `delete_audit_types`.
+
+The budget goes first to the key, then to one request per endpoint and per `updated_since` probe up to what
+the audit log and the `comments_count` sample need (`reserve`), then to those two, then to the probes left.
+A probe the budget does not reach is reported as not checked, never guessed.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
-from tap_aha.client import ListingStream, payload_of
+from tap_aha.client import ListingStream, connection_of, payload_of
 from tap_aha.comment_counts import INTERNAL, PORTAL, READINGS, CommentCounts
 from tap_aha.deletes import AuditsStream, audit_type
 from tap_aha.errors import TapAhaError
@@ -26,16 +31,20 @@ from tap_aha.streams import IdeaChildStream, IdeaProxyVotesStream
 from tap_aha.timestamps import format_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
-    import requests
+    from collections.abc import Callable
 
-    from tap_aha.client import AhaStream
-    from tap_aha.tap import TapAha
+    import requests
+    from singer_sdk import Tap
+
+    from tap_aha.client import AhaConnection, AhaStream
+    from tap_aha.settings import AhaSettings
 
 MAX_REQUESTS = 60
 IDEAS_PAGE = 50  # ideas listed once: the fields= check and the comments_count sample come from them
 PAGE = 5  # records asked of the other listings
 SAMPLE_WITH_COMMENTS = 12  # ideas counted > 0 whose two comment lists are read
 SAMPLE_WITHOUT = 4  # and ideas counted 0
+AUDIT_REQUESTS = 3  # an unfiltered page of /audits, then one per auditable_type spelling
 RECENT = dt.timedelta(minutes=1)  # the `updated_since` asked: this long before Aha!'s own clock
 CLOCK_SKEW_WARN = 60.0  # seconds
 RATE_HEADERS = ("X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "Retry-After")
@@ -44,7 +53,11 @@ Row = dict[str, t.Any]
 
 @dataclass
 class Check:
-    """One line of the report: `level` is ok, warn (a sync runs, with the consequence said) or fail."""
+    """One line of the report.
+
+    `level` is ok, warn (a sync runs, with the consequence said), fail (it cannot) or skip (not checked: the
+    request budget did not reach it).
+    """
 
     name: str
     level: str
@@ -56,26 +69,56 @@ class Check:
 
 
 class BudgetSpent(Exception):
-    """The doctor's request budget is used up: the checks left say so instead of asking."""
+    """The doctor's request budget (or the part of it a phase may use) is used up."""
+
+
+@dataclass
+class Listed:
+    """What one listing's first page told: its records (a sample for its children), total and parameters."""
+
+    items: list[Row]
+    total: int
+    params: dict[str, t.Any]
 
 
 @dataclass
 class Doctor:
     """The checks of one `--doctor` run and the facts they established."""
 
-    tap: TapAha
+    tap: Tap
+    budget: int = MAX_REQUESTS
     checks: list[Check] = field(default_factory=list)
     facts: dict[str, t.Any] = field(default_factory=dict)
-    sent: int = 0  # requests made
     server_now: dt.datetime | None = None
+    limit: int = MAX_REQUESTS  # the requests the current phase may reach (`budget` less what is reserved)
+    listed: dict[str, Listed | None] = field(default_factory=dict)  # probed listings (None: refused)
+    probes: list[tuple[str, Callable[[], None]]] = field(default_factory=list)  # one request each, in order
+    _first: int = field(default=-1, init=False)
+
+    @property
+    def connection(self) -> AhaConnection:
+        """The tap's connection: its limiter, retries and request count serve the doctor too."""
+        return connection_of(self.tap)
+
+    @property
+    def settings(self) -> AhaSettings:
+        """The run's settings."""
+        return self.connection.settings
+
+    @property
+    def sent(self) -> int:
+        """Requests made by the doctor, retries included."""
+        requests = self.connection.progress.requests
+        if self._first < 0:
+            self._first = requests
+        return requests - self._first
 
     # ------------------------------------------------------------------ requests
 
     def get(self, stream: AhaStream, path: str, params: dict[str, t.Any], root: str | None = None) -> Row:
-        """One GET through the tap's own client (limiter, retries, error messages), counted."""
-        if self.sent >= MAX_REQUESTS:
+        """One GET through the tap's own client (limiter, retries, error messages), within the budget."""
+        if self.sent >= min(self.limit, self.budget):
             raise BudgetSpent
-        self.sent += 1
         response = stream.get_response(path, params, root)
         self._note_clock(response)
         payload: Row = payload_of(response)
@@ -93,24 +136,40 @@ class Doctor:
     def run(self) -> int:
         """Every check; the exit status (0: a sync can run, 1: it cannot)."""
         started = time.monotonic()
+        _ = self.sent  # counting starts here
         selected = [t.cast("AhaStream", s) for s in self.tap.streams.values() if s.selected]
-        self.facts = {"listings": {}, "refused": []}
+        self.facts = {"listings": {}, "refused": [], "not_checked": []}
         self.check_account()
-        samples = self.check_listings(selected)
-        self.check_children(selected, samples)
+        self.plan_probes(selected)
+        self.take_probes(max(self.budget - self.reserve(selected), self.sent + 1))  # the first: ideas
+        self.limit = self.budget
         self.check_audits(selected)
-        self.check_comments_count(selected, samples.get("ideas", []))
+        self.check_comments_count(selected, (self.listed.get("ideas") or Listed([], 0, {})).items)
+        self.take_probes(self.budget)
+        for name, _probe in self.probes:
+            self._not_checked(name)
         self.facts["requests"] = self.sent
         self.facts["seconds"] = round(time.monotonic() - started, 2)
         fatal = [check for check in self.checks if check.level == "fail"]
         return 1 if fatal else 0
+
+    def _not_checked(self, name: str) -> None:
+        self.facts["not_checked"].append(name)
+        self.checks.append(
+            Check(name, "skip", f"not checked: the doctor's {self.budget} requests went to the checks above.")
+        )
+
+    def reserve(self, selected: list[AhaStream]) -> int:
+        """The requests kept from the endpoint probes for the audit log and the comments_count sample."""
+        audits = AUDIT_REQUESTS if self._audit_types(selected) else 0
+        comments = any(isinstance(s, IdeaChildStream) and s.comment_kind for s in selected)
+        return audits + (2 * (SAMPLE_WITH_COMMENTS + SAMPLE_WITHOUT) if comments else 0)
 
     def check_account(self) -> None:
         """GET /me: the key works (else the doctor stops: nothing can be read), the clock, rate headers."""
         ideas = t.cast("AhaStream", self.tap.streams["ideas"])
         sent = dt.datetime.now(dt.UTC)
         try:
-            self.sent += 1
             response = ideas.get_response("/me", {}, "user")
         except TapAhaError as exc:
             raise TapAhaError(f"--doctor: a sync cannot run: {exc}") from None
@@ -139,13 +198,15 @@ class Doctor:
                 "rate-limit headers",
                 "ok",
                 (", ".join(f"{k}: {v}" for k, v in headers.items()) if headers else "none sent")
-                + f"; the tap keeps to its own limits ({self.tap.settings.requests_per_minute}/min, "
-                f"{self.tap.settings.requests_per_second}/s) and waits out any 429 (Retry-After honoured).",
+                + f"; the tap keeps to its own limits ({self.settings.requests_per_minute}/min, "
+                f"{self.settings.requests_per_second}/s) and waits out any 429 (Retry-After honoured).",
             )
         )
 
-    def check_listings(self, selected: list[AhaStream]) -> dict[str, list[Row]]:
-        """Each listing the selection reads: answered or refused, `fields=` and `updated_since` honoured."""
+    # ------------------------------------------------------------------ endpoint probes
+
+    def plan_probes(self, selected: list[AhaStream]) -> None:
+        """A probe per listing the selection reads (ideas first), per child endpoint, per `updated_since`."""
         listings: list[ListingStream] = []
         for stream in selected:
             top = stream
@@ -157,35 +218,48 @@ class Doctor:
                 votes = t.cast("ListingStream", self.tap.streams["idea_votes"])
                 if votes not in listings:
                     listings.append(votes)
-        samples: dict[str, list[Row]] = {}
-        for stream in listings:
-            try:
-                samples[stream.name] = self._check_listing(stream)
-            except BudgetSpent:
-                self.checks.append(
-                    Check(f"{stream.name} listing", "warn", "not checked: request budget spent")
-                )
-        return samples
+        listings.sort(key=lambda s: s.name != "ideas")  # the comments_count sample comes from its page
+        for listing in listings:
+            self.facts["listings"][listing.name] = {"fields_honoured": None, "updated_since_honoured": None}
+        self.probes = [
+            *((f"GET {s.path}", lambda s=s: self._check_listing(s)) for s in listings),
+            *((f"GET {s.path}", lambda s=s: self._check_child(s)) for s in selected if s.parent_stream_type),
+            *(
+                (f"{s.name}: updated_since", lambda s=s: self._check_updated_since(s))
+                for s in listings
+                if s.replication_key or getattr(s, "bookmark_key", None)
+            ),
+        ]
 
-    def _check_listing(self, stream: ListingStream) -> list[Row]:
+    def take_probes(self, limit: int) -> None:
+        """The probes the requests up to `limit` reach, in order; the others are kept for later."""
+        self.limit = limit
+        left: list[tuple[str, Callable[[], None]]] = []
+        for name, probe in self.probes:
+            try:
+                probe()
+            except BudgetSpent:
+                left.append((name, probe))
+        self.probes = left
+
+    def _check_listing(self, stream: ListingStream) -> None:
         params = stream.get_url_params(None, None)
         params["per_page"] = IDEAS_PAGE if stream.name == "ideas" else PAGE
         params.pop("updated_since", None)
-        facts: dict[str, t.Any] = {"fields_honoured": None, "updated_since_honoured": None}
-        self.facts["listings"][stream.name] = facts
         try:
             payload = self.get(stream, stream.path, params)
         except TapAhaError as exc:
+            self.listed[stream.name] = None
             self._refused(stream, exc)
-            return []
+            return
         items: list[Row] = payload.get(stream.root_key) or []
         total = _total(payload, items)
+        self.listed[stream.name] = Listed(items, total, params)
         self.checks.append(Check(f"GET {stream.path}", "ok", f"answered: {_records(total)} listed."))
         if "fields" in params:
-            facts["fields_honoured"] = self._check_fields(stream, params["fields"], items)
-        if stream.replication_key or getattr(stream, "bookmark_key", None):
-            facts["updated_since_honoured"] = self._check_updated_since(stream, params, total)
-        return items
+            self.facts["listings"][stream.name]["fields_honoured"] = self._check_fields(
+                stream, params["fields"], items
+            )
 
     def _check_fields(self, stream: ListingStream, fields: str, items: list[Row]) -> bool | None:
         markers = tuple(getattr(stream, "detail_markers", ()) or (f for f in fields.split(",") if f != "*"))
@@ -214,18 +288,21 @@ class Doctor:
         self.checks.append(Check(name, "ok" if honoured else "warn", detail))
         return honoured
 
-    def _check_updated_since(
-        self, stream: ListingStream, params: dict[str, t.Any], total: int
-    ) -> bool | None:
+    def _check_updated_since(self, stream: ListingStream) -> None:
+        if stream.name not in self.listed:
+            raise BudgetSpent  # its listing is not probed yet
+        listed = self.listed[stream.name]
+        if listed is None:
+            return  # refused: said once, on its GET line
         name = f"{stream.name}: updated_since"
         now = self.server_now or dt.datetime.now(dt.UTC)
         since = format_timestamp(now - RECENT)
-        if total == 0:
+        if listed.total == 0:
             self.checks.append(Check(name, "ok", "cannot tell: the listing is empty."))
-            return None
-        payload = self.get(stream, stream.path, {**params, "updated_since": since})
+            return
+        payload = self.get(stream, stream.path, {**listed.params, "updated_since": since})
         items: list[Row] = payload.get(stream.root_key) or []
-        newer = _total(payload, items)
+        newer, total = _total(payload, items), listed.total
         stamps = [parse_timestamp(i["updated_at"]) for i in items if isinstance(i.get("updated_at"), str)]
         older = [stamp for stamp in stamps if stamp < now - RECENT]
         honoured = not older and (newer < total or len(stamps) == len(items))
@@ -240,8 +317,8 @@ class Doctor:
                 + (f", {len(older)} of them older" if older else "")
                 + ": each run reads this whole listing again (correct, but every run costs a full read)."
             )
+        self.facts["listings"][stream.name]["updated_since_honoured"] = honoured
         self.checks.append(Check(name, "ok" if honoured else "warn", detail))
-        return honoured
 
     def _refused(self, stream: AhaStream, exc: Exception) -> None:
         """A refused endpoint: a warning for an optional stream, else a failure (the sync stops on it)."""
@@ -249,36 +326,35 @@ class Doctor:
         level = "warn" if stream.optional_endpoint else "fail"
         self.checks.append(Check(f"GET {stream.path}", level, f"refused: {exc}"))
 
-    def check_children(self, selected: list[AhaStream], samples: dict[str, list[Row]]) -> None:
-        """One request to each per-record endpoint of the selection, for a record the listings gave."""
-        for stream in selected:
-            parent = stream.parent_stream_type
-            if parent is None:
-                continue
-            parent_name = vars(parent)["name"]
-            records = samples.get(parent_name, [])
-            if not records:
-                self.checks.append(Check(f"GET {stream.path}", "ok", f"not tried: no {parent_name} record."))
-                continue
-            context = t.cast("AhaStream", self.tap.streams[parent_name]).get_child_context(records[0], None)
-            path = stream.path.format(**(context or {}))
-            params = stream.get_url_params(context, None)
-            params["per_page"] = PAGE
-            try:
-                payload = self.get(stream, path, params)
-            except BudgetSpent:
-                self.checks.append(Check(f"GET {stream.path}", "warn", "not checked: request budget spent"))
-                continue
-            except TapAhaError as exc:
-                self._refused(stream, exc)
-                continue
-            listed = _total(payload, payload.get(stream.root_key) or [])
-            self.checks.append(Check(f"GET {stream.path}", "ok", f"answered: {_records(listed)} for {path}."))
+    def _check_child(self, stream: AhaStream) -> None:
+        """One request to a per-record endpoint of the selection, for a record its parent's listing gave."""
+        parent_name = vars(stream.parent_stream_type)["name"]
+        parent = t.cast("AhaStream", self.tap.streams[parent_name])
+        top = parent
+        while top.parent_stream_type is not None:  # a grandchild: its parent's records are not listed here
+            top = t.cast("AhaStream", self.tap.streams[vars(top.parent_stream_type)["name"]])
+        if top.name not in self.listed:
+            raise BudgetSpent  # the listing its sample comes from is not probed yet
+        records = (self.listed.get(parent_name) or Listed([], 0, {})).items
+        if not records:
+            self.checks.append(Check(f"GET {stream.path}", "ok", f"not tried: no {parent_name} record."))
+            return
+        context = parent.get_child_context(records[0], None)
+        path = stream.path.format(**(context or {}))
+        params = stream.get_url_params(context, None)
+        params["per_page"] = PAGE
+        try:
+            payload = self.get(stream, path, params)
+        except TapAhaError as exc:
+            self._refused(stream, exc)
+            return
+        listed = _total(payload, payload.get(stream.root_key) or [])
+        self.checks.append(Check(f"GET {stream.path}", "ok", f"answered: {_records(listed)} for {path}."))
 
     def check_audits(self, selected: list[AhaStream]) -> None:
         """The audit log (deletes): answered, its order, and which `auditable_type` spelling filters."""
-        types = [kind for stream in selected for kind in stream.delete_audit_types]
-        if not self.tap.settings.capture_deletes or not types:
+        types = self._audit_types(selected)
+        if not types:
             return
         self.facts["audit_type_filter"] = None
         self.facts["audit_order"] = None
@@ -286,6 +362,7 @@ class Doctor:
         try:
             every = self.get(audits, audits.path, {"per_page": IDEAS_PAGE})
         except BudgetSpent:
+            self._not_checked("GET /audits")
             return
         except TapAhaError as exc:
             self.facts["refused"].append("audits")
@@ -318,9 +395,15 @@ class Doctor:
         if total == 0:
             detail = "cannot tell which auditable_type spelling filters: the log is empty"
         else:
-            working = [
-                spelling for spelling in (kind, audit_type(kind)) if self._filters(audits, spelling, every)
-            ]
+            try:
+                working = [
+                    spelling
+                    for spelling in (kind, audit_type(kind))
+                    if self._filters(audits, spelling, every)
+                ]
+            except BudgetSpent:
+                self._not_checked("audit type spelling")
+                return
             self.facts["audit_type_filter"] = working[0] if working else None
             detail = (
                 f"auditable_type={' and ='.join(working)} filter{'s' if len(working) == 1 else ''}"
@@ -335,11 +418,17 @@ class Doctor:
             )
         )
 
+    def _audit_types(self, selected: list[AhaStream]) -> list[str]:
+        """The audit types whose deletes the selection captures (none without `capture_deletes`)."""
+        if not self.settings.capture_deletes:
+            return []
+        return [kind for stream in selected for kind in stream.delete_audit_types]
+
     def _filters(self, audits: AuditsStream, spelling: str, every: Row) -> bool:
         """Whether `auditable_type=spelling` gives only that type, fewer than unfiltered unless all are."""
         try:
             page = self.get(audits, audits.path, {"per_page": IDEAS_PAGE, "auditable_type": spelling})
-        except (BudgetSpent, TapAhaError):
+        except TapAhaError:
             return False
         found: list[Row] = page.get("audits") or []
         unfiltered: list[Row] = every.get("audits") or []
@@ -361,20 +450,21 @@ class Doctor:
         counted = [i for i in ideas if isinstance(i.get("comments_count"), int)]
         sample = [i for i in counted if i["comments_count"] > 0][:SAMPLE_WITH_COMMENTS]
         sample += [i for i in counted if i["comments_count"] == 0][:SAMPLE_WITHOUT]
-        sample = sample[: max(0, (MAX_REQUESTS - self.sent) // 2)]
+        sample = sample[: max(0, (self.budget - self.sent) // 2)]
         learner = CommentCounts({INTERNAL, PORTAL}, skipping=False, min_agreeing=3, min_ruled_out=1)
         parent = self.tap.streams["ideas"]
         contexts = [dict(parent.get_child_context(idea, None) or {}) for idea in sample]
 
         def read(context: Row) -> Row | None:
+            if self.sent + 2 > self.budget:  # a list longer than a page, or a retry, took the rest
+                return None
             for kind in (INTERNAL, PORTAL):
                 learner.observe(kind, context, all_comment[kind].fetch_all(context))
             return None
 
-        self.sent += 2 * len(contexts)
         self.facts["comments_count_counts"] = "unknown"
         try:
-            self.tap.connection.prefetcher.map(read, contexts)
+            self.connection.prefetcher.map(read, contexts)
         except TapAhaError as exc:
             self.checks.append(Check("comments_count", "warn", f"not checked: {exc}"))
             return
@@ -421,8 +511,9 @@ def report(doctor: Doctor, output_format: str | None) -> str:
     width = max(len(c.name) for c in doctor.checks)
     warnings = sum(c.level == "warn" for c in doctor.checks)
     failures = sum(c.level == "fail" for c in doctor.checks)
+    skipped = sum(c.level == "skip" for c in doctor.checks)
     lines = [
-        f"tap-aha --doctor: {doctor.tap.settings.api_url}; {doctor.sent} read-only requests in "
+        f"tap-aha --doctor: {doctor.settings.api_url}; {doctor.sent} read-only requests in "
         f"{doctor.facts.get('seconds', 0):g} s.",
         "",
         f"{'CHECK'.ljust(width)}  RESULT  FOUND, AND WHAT THE TAP DOES",
@@ -431,21 +522,24 @@ def report(doctor: Doctor, output_format: str | None) -> str:
         (
             f"A sync cannot run: {failures} check(s) failed."
             if failures
-            else f"A sync can run ({warnings} warning{'s' if warnings != 1 else ''})."
+            else f"A sync can run ({warnings} warning{'s' if warnings != 1 else ''}"
+            + (f"; {skipped} not checked within the budget" if skipped else "")
+            + ")."
         ),
     ]
     return "\n".join(lines)
 
 
-def run_doctor(tap: TapAha, output_format: str | None) -> int:
+def run_doctor(tap: Tap, output_format: str | None) -> int:
     """Check the account, print the report on stdout, return the exit status.
 
     Fewer retries than a sync: an unreachable host is said in seconds, not after a minute of back-offs.
     """
-    tap.__dict__["settings"] = dataclasses.replace(
-        tap.settings,
-        max_retries=min(tap.settings.max_retries, 2),
-        max_rate_limit_wait=min(tap.settings.max_rate_limit_wait, 60.0),
+    connection = connection_of(tap)
+    connection.settings = dataclasses.replace(
+        connection.settings,
+        max_retries=min(connection.settings.max_retries, 2),
+        max_rate_limit_wait=min(connection.settings.max_rate_limit_wait, 60.0),
     )
     doctor = Doctor(tap)
     status = doctor.run()

@@ -37,7 +37,7 @@ class Progress:
     ) -> None:
         """Report to `logger`; the ETA assumes the sustained rate the limits allow."""
         self._rate_limit = min(per_minute / 60.0, float(per_second))
-        self._logger = logger
+        self._log = logger
         self._interval = INTERVAL_SECONDS
         self._clock = clock
         self._lock = threading.Lock()
@@ -53,6 +53,12 @@ class Progress:
         """Count one request (any stream, any thread, retries included)."""
         with self._lock:
             self._requests += 1
+
+    @property
+    def requests(self) -> int:
+        """The requests sent so far (retries included)."""
+        with self._lock:
+            return self._requests
 
     def listed(self, total: int) -> None:
         """The ideas the listing says the window holds (`total_records`)."""
@@ -80,7 +86,7 @@ class Progress:
 
     def report(self) -> None:
         """Log one progress line now."""
-        self._logger.info("%s", self.line())
+        self._log.info("%s", self.line())
 
     def line(self) -> str:
         """`Progress: ideas 400 of 1,000 (40%), 942 requests, 5.0 requests/s, about 2 min 0 s left ...`."""

@@ -146,6 +146,21 @@ def test_with_one_comment_stream_the_sample_fetches_the_other_kind_unemitted() -
         assert len(set(_requests(fake, "comments"))) < IDEAS
 
 
+def test_ideas_a_stream_map_drops_get_no_comment_request_while_the_kept_ones_skip() -> None:
+    with _seeded("both") as fake:
+        product = fake.ideas()[0]["product_id"]
+        kept = {i["id"] for i in fake.ideas() if i["product_id"] == product}
+        assert 20 < len(kept) < IDEAS
+        maps = {"ideas": {"__filter__": f"product_id == '{product}'"}}
+        run = run_tap({**_config(fake), "stream_maps": maps}, streams=IDEA_STREAMS)
+        internal, portal = _expected(fake, kept)
+        assert run.ids("idea_comments") == internal
+        assert run.ids("idea_portal_comments") == portal
+        asked = set(_requests(fake, "comments")) | set(_requests(fake, "idea_comments"))
+        assert asked <= kept
+        assert len(set(_requests(fake, "comments"))) < len(kept)  # the proven-empty ones were skipped
+
+
 def _lakeflow_ids(fake: FakeAha, table: str, start: dict[str, t.Any] | None = None) -> tuple[set[str], t.Any]:
     batches, offset = read_all(connect(fake), table, start)
     return {r["id"] for r in flat(batches)}, offset

@@ -22,9 +22,18 @@ if t.TYPE_CHECKING:
 SECRET = "sk-live-doctor-5e4d3c2b1a"  # noqa: S105 - a fake key the tests look for in every output
 
 
-def _doctor(config: Config, streams: t.Collection[str] | None = None) -> tuple[Doctor, int]:
+# The idea and companion streams; later streams (the roadmap) would spend the budget on their own endpoints.
+IDEA_STREAMS = (
+    "ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments", "idea_votes", "idea_organizations",
+    "idea_users", "idea_portals", "products", "idea_categories",
+)  # fmt: skip
+
+
+def _doctor(
+    config: Config, streams: t.Collection[str] | None = IDEA_STREAMS, budget: int = MAX_REQUESTS
+) -> tuple[Doctor, int]:
     catalog = None if streams is None else selecting(config, streams)
-    doctor = Doctor(TapAha(config=config, catalog=catalog))
+    doctor = Doctor(TapAha(config=config, catalog=catalog), budget=budget)
     return doctor, doctor.run()
 
 
@@ -72,6 +81,7 @@ def test_the_report_on_a_healthy_account() -> None:
     assert doctor.facts["audit_order"] == "id ascending"
     assert "X-Ratelimit-Limit" in doctor.facts["rate_limit_headers"]
     assert abs(doctor.facts["clock_skew_seconds"]) < 5
+    assert doctor.facts["not_checked"] == []
     text = report(doctor, None)
     assert "A sync can run (0 warnings)." in text
     assert json.loads(report(doctor, "json"))["facts"] == doctor.facts
@@ -96,6 +106,41 @@ def test_what_it_cannot_rely_on_is_a_warning_with_its_consequence() -> None:
     assert checks["GET /audits"][0] == "warn"
     assert doctor.facts["listings"]["ideas"]["fields_honoured"] is False
     assert set(doctor.facts["refused"]) == {"idea_organizations", "audits"}
+
+
+def test_with_more_endpoints_than_its_budget_it_checks_what_it_can_and_says_what_it_did_not() -> None:
+    with FakeAha(comments_count="both") as fake:
+        fake.seed(120)
+        fake.delete_idea(fake.idea_ids()[0])
+        doctor, status = _doctor({"api_key": fake.api_key, "api_url": fake.url}, budget=42)
+        sent = len(fake.requests)
+    assert status == 0
+    assert sent == doctor.sent <= 42
+    checks = _checks(doctor)
+    assert checks["GET /ideas"][0] == "ok"  # first: the comments_count sample comes from its page
+    assert checks["comments_count"][0] == "ok"  # the sample and the audit log keep their share
+    assert doctor.facts["comments_count_counts"] == "both"
+    assert checks["audit type spelling"][0] == "ok"
+    skipped = [name for name, (level, _) in checks.items() if level == "skip"]
+    assert skipped
+    assert skipped == doctor.facts["not_checked"]
+    assert all("not checked: the doctor's 42 requests" in checks[name][1] for name in skipped)
+    assert "updated_since" in " ".join(skipped)  # the second requests of listings go last
+    text = report(doctor, None)
+    assert (
+        text.splitlines()[-1] == f"A sync can run (0 warnings; {len(skipped)} not checked within the budget)."
+    )
+
+
+def test_what_the_sample_leaves_of_the_budget_goes_to_the_endpoints() -> None:
+    with FakeAha(comments_count="both") as fake:
+        fake.seed(4)  # a small sample
+        doctor, _ = _doctor({"api_key": fake.api_key, "api_url": fake.url}, budget=40)
+    names = [check.name for check in doctor.checks]
+    assert doctor.facts["not_checked"] == []
+    assert doctor.sent <= 40
+    # Reserved for the sample at first, the endpoints after it were checked with what it left.
+    assert any(name.startswith("GET ") for name in names[names.index("comments_count") :])
 
 
 def test_only_what_the_selected_streams_use(fake: FakeAha, config: Config) -> None:
@@ -126,7 +171,7 @@ def test_the_cli_prints_a_table_or_json_and_never_the_key(tmp_path: Path) -> Non
     lines = table.stdout.splitlines()
     assert lines[2].split() == ["CHECK", "RESULT", "FOUND,", "AND", "WHAT", "THE", "TAP", "DOES"]
     assert any(line.startswith("comments_count ") and " OK " in line for line in lines)
-    assert lines[-1] == "A sync can run (0 warnings)."
+    assert lines[-1].startswith("A sync can run (0 warnings")  # every stream selected: more may come
     assert as_json.returncode == 0, as_json.stderr
     parsed = json.loads(as_json.stdout)
     assert parsed["facts"]["comments_count_counts"] == "both"
