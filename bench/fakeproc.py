@@ -44,6 +44,7 @@ class FakeOptions:
     api_key: str = "bench-key"
     fault_share: float = 0.0  # share of requests failing once (a 5xx or a reset)
     stall: float = 0.0  # seconds one child request (comments of the idea listed mid-run) is held
+    comments_count: str = "mixed"  # what the ideas' comments_count counts (tests/fake_aha.py)
 
 
 @dataclass
@@ -209,6 +210,22 @@ def change(fake: FakeAha, share: float, seed: int) -> dict[str, int]:
     return dict(done)
 
 
+def comment_stats(fake: FakeAha) -> dict[str, int]:
+    """Ideas, those whose comments_count is not 0, and those with a comment of either kind (spam aside)."""
+    ideas = fake.ideas()
+    return {
+        "ideas": len(ideas),
+        "counted": sum(1 for idea in ideas if idea["comments_count"]),
+        "internal": sum(1 for idea in ideas if fake.comments(idea["id"])),
+        "portal": sum(1 for idea in ideas if fake.portal_comments(idea["id"], include_spam=False)),
+        "any": sum(
+            1
+            for idea in ideas
+            if fake.comments(idea["id"]) or fake.portal_comments(idea["id"], include_spam=False)
+        ),
+    }
+
+
 def urls(fake: FakeAha) -> list[str]:
     """The full URLs of the answered requests in the log, in arrival order."""
     base = fake.url[: -len(API_PREFIX)]
@@ -227,22 +244,26 @@ def created_share(fake: FakeAha, before: str) -> float:
     return sum(1 for idea in ideas if parse_ts(idea["created_at"]) < limit) / max(len(ideas), 1)
 
 
+def _clear(fake: FakeAha) -> None:
+    fake.clear_requests()
+
+
+COMMANDS: dict[str, t.Callable[..., t.Any]] = {
+    "audit": audit,
+    "change": change,
+    "urls": urls,
+    "comment_stats": comment_stats,
+    "max_updated": max_updated,
+    "created_share": created_share,
+    "clear": _clear,
+}
+
+
 def _handle(fake: FakeAha, command: str, args: tuple[t.Any, ...]) -> t.Any:
     """Run one command from the parent."""
-    if command == "audit":
-        return audit(fake, *args)
-    if command == "change":
-        return change(fake, *args)
-    if command == "urls":
-        return urls(fake)
-    if command == "max_updated":
-        return max_updated(fake)
-    if command == "created_share":
-        return created_share(fake, *args)
-    if command == "clear":
-        fake.clear_requests()
-        return None
-    raise ValueError(f"unknown command {command!r}")
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}")
+    return COMMANDS[command](fake, *args)
 
 
 def _serve(conn: Connection, options: FakeOptions) -> None:
@@ -253,6 +274,7 @@ def _serve(conn: Connection, options: FakeOptions) -> None:
         latency=options.latency,
         rate_limit_per_minute=options.per_minute,
         rate_limit_per_second=options.per_second,
+        comments_count=options.comments_count,
     )
     fake.seed(
         options.ideas,
@@ -334,6 +356,10 @@ class FakeProcess:
     def urls(self) -> list[str]:
         """URLs of the answered requests logged since the last clear."""
         return t.cast("list[str]", self.call("urls"))
+
+    def comment_stats(self) -> dict[str, int]:
+        """Ideas, and those counted > 0 or with comments (see `comment_stats`)."""
+        return t.cast("dict[str, int]", self.call("comment_stats"))
 
     def max_updated(self) -> str:
         """The largest updated_at in the data."""

@@ -10,6 +10,7 @@ from singer_sdk.schema.source import SchemaDirectory
 
 from tap_aha import schemas
 from tap_aha.client import ChildStream, ListingStream
+from tap_aha.comment_counts import INTERNAL, PORTAL, CommentCounts
 from tap_aha.deletes import keep_deletes_bookmark
 from tap_aha.errors import AhaAPIError, EndpointRefusedError, NotFoundError
 from tap_aha.first_sync import FirstSync, WindowEnd
@@ -20,7 +21,11 @@ from tap_aha.timestamps import format_timestamp
 from tap_aha.vote_index import ProxyVoteIndex
 
 if t.TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
     from singer_sdk.helpers.types import Context, Record
+
+    from tap_aha.settings import AhaSettings
 
 SCHEMAS = SchemaDirectory(schemas)
 
@@ -51,6 +56,7 @@ class IdeasStream(ListingStream):
     string_fields = ("product_id",)
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Ideas::Idea",)
+    detail_markers = DETAIL_MARKERS  # a list item without these is not the full record
     look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -91,6 +97,7 @@ class IdeasStream(ListingStream):
                 "Proxy votes from the account-wide listing: %d ideas' votes held (%.1f MB).",
                 len(votes.index.idea_ids()), votes.index.held_bytes / 1e6,
             )  # fmt: skip
+        counts = start_comment_counts(self.child_streams, children, self.settings)
         progress = self.connection.progress
         first_sync = FirstSync(self)
         listing = first_sync.pages(since)
@@ -112,12 +119,13 @@ class IdeasStream(ListingStream):
                     yield idea  # the SDK writes it and syncs its children before asking for the next
                     progress.idea_done()
                 if isinstance(ideas, WindowEnd):
-                    keep_deletes_bookmark(tap_of(self))  # a resumed run reads the deletes since this run
-                    first_sync.window_done(ideas)
+                    self._window_done(first_sync, ideas, counts, children)
                 else:
                     progress.report()
         finally:
             progress.stop()
+        if counts is not None:
+            self._sync_skipped_comments(counts, children)
         self.settle_signpost()
         if not self.window_complete:
             self._hold_bookmark(context)
@@ -140,6 +148,30 @@ class IdeasStream(ListingStream):
             return
         for idea_id in index.idea_ids():
             votes.sync({"idea_id": idea_id, "endorsements_count": None})
+
+    def _window_done(
+        self,
+        first_sync: FirstSync,
+        window: WindowEnd,
+        counts: CommentCounts | None,
+        children: Iterable[IdeaChildStream],
+    ) -> None:
+        """A first sync's window is read: its STATE, once nothing of its ideas is owed.
+
+        The STATE marks the window's ideas done for a resumed run: first the comment requests skipped until
+        a contradiction, and the delete bookmark (a resumed run reads the deletes since this run's start).
+        """
+        if counts is not None:
+            self._sync_skipped_comments(counts, children)
+        keep_deletes_bookmark(tap_of(self))
+        first_sync.window_done(window)
+
+    def _sync_skipped_comments(self, counts: CommentCounts, children: Iterable[IdeaChildStream]) -> None:
+        """After a contradiction, the comment requests skipped so far, before a bookmark moves past them."""
+        for child in children:
+            if child.comment_kind:
+                for context in counts.deferred(child.comment_kind):
+                    child.sync(dict(context))
 
     def changed_idea_pages(
         self, since: str | None, listing: t.Iterable[list[dict[str, t.Any]]] | None = None
@@ -176,8 +208,13 @@ class IdeasStream(ListingStream):
         self.connection.prefetcher.discard()
 
     def get_child_context(self, record: Record, context: Context | None) -> Context:
-        """Children need the idea id; the vote count lets the votes stream skip empty requests."""
-        return {"idea_id": record["id"], "endorsements_count": record.get("endorsements_count")}
+        """Children need the idea id; its counts (and when they were listed) let them skip empty requests."""
+        return {
+            "idea_id": record["id"],
+            "endorsements_count": record.get("endorsements_count"),
+            "comments_count": record.get("comments_count"),
+            "updated_at": record.get("updated_at"),
+        }
 
     def _complete(self, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
         """Full ideas for a page: list items as they are when complete, else each idea's detail."""
@@ -230,18 +267,31 @@ class IdeaChildStream(ChildStream):
 
     parent_stream_type = IdeasStream
     primary_keys = ("id",)
+    comment_kind: t.ClassVar[str | None] = None  # what `comments_count` may count of these records
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Per-idea INFO lines only at DEBUG."""
+        """Per-idea INFO lines only at DEBUG; no comment counts learned yet."""
         super().__init__(*args, **kwargs)
         quiet_detail(self.logger)
+        self.comment_counts: CommentCounts | None = None
 
     def wants(self, context: Context) -> bool:
         """Whether this idea can have records here at all (no request when it cannot)."""
         return True
 
     def fetch(self, context: Context) -> list[dict[str, t.Any]]:
-        """All of an idea's records; an idea deleted since it was listed has none (404).
+        """All of an idea's records: none without a request where the verified comment count says so."""
+        counts, kind = self.comment_counts, self.comment_kind
+        if counts is None or kind is None:
+            return self.fetch_all(context)
+        if counts.skips(kind, context):
+            return []
+        rows = self.fetch_all(context)
+        counts.observe(kind, context, rows)
+        return rows
+
+    def fetch_all(self, context: Context) -> list[dict[str, t.Any]]:
+        """All of an idea's records, with requests; an idea deleted since it was listed has none (404).
 
         A 404 is taken for a deletion only once the idea itself answers 404 too: any other cause (a
         feature switched off, a permission) would otherwise drop its records without a word.
@@ -360,6 +410,7 @@ class IdeaCommentsStream(IdeaChildStream):
     root_key = "comments"
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Comment",)  # comments on other records have other ids: harmless
+    comment_kind = INTERNAL
 
 
 class IdeaPortalCommentsStream(IdeaChildStream):
@@ -375,6 +426,7 @@ class IdeaPortalCommentsStream(IdeaChildStream):
     root_key = "idea_comments"
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Ideas::IdeaComment",)
+    comment_kind = PORTAL
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Spam only when the setting asks for it."""
@@ -388,3 +440,24 @@ class IdeaPortalCommentsStream(IdeaChildStream):
         if row.get("spam") is True and not self.settings.include_spam_portal_comments:
             return None
         return super().post_process(row, context)
+
+
+def start_comment_counts(
+    streams: Iterable[object], active: Collection[object], settings: AhaSettings
+) -> CommentCounts | None:
+    """One CommentCounts for the `active` comment streams of a run (or Lakeflow batch); the others get none.
+
+    The others' plain fetches serve the learning sample (tap_aha.comment_counts).
+    """
+    comment_streams = [s for s in streams if isinstance(s, IdeaChildStream) and s.comment_kind]
+    for stream in comment_streams:
+        stream.comment_counts = None
+    kinds = [s.comment_kind for s in comment_streams if s in active and s.comment_kind]
+    if not kinds:
+        return None
+    fetchers = {s.comment_kind: s.fetch_all for s in comment_streams if s.comment_kind}
+    counts = CommentCounts(kinds, fetchers, skip_portal=not settings.include_spam_portal_comments)
+    for stream in comment_streams:
+        if stream in active:
+            stream.comment_counts = counts
+    return counts
