@@ -164,6 +164,8 @@ class WindowPlanner:
         low = _EPOCH_MS if start is None else start
         if self.upper is not None and self.upper.at <= low:
             self.upper = None
+        if self.rest is not None and self.rest.at <= low + _MS:
+            self.rest = None  # the ideas go on past where they were guessed to end: ask again
         known = self.upper or self.rest
         if known is None or (self.upper is None and known.count - self.done <= self.limit):
             return None  # what is left fits in one window, or how much is left is not known yet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import signal
 import subprocess
@@ -285,6 +286,38 @@ def test_changes_during_killed_and_resumed_runs_reach_the_next_run(seeded: FakeA
     assert deleted in tombstones
     everything = killed.ids("ideas") | rerun.ids("ideas") | following.ids("ideas")
     assert set(seeded.idea_ids()) <= everything
+
+
+def test_comments_skipped_until_a_contradiction_come_before_their_windows_state() -> None:
+    """A window's STATE marks its ideas done: comment requests skipped in it and owed after all go first."""
+    with FakeAha(comments_count="both") as fake:
+        fake.seed(IDEAS, comment_share=0.5)
+        by_created = sorted(fake.ideas(), key=lambda idea: idea["created_at"])
+        *hidden, low = next(  # listed newest first: a count of 0 that hides comments, then a low count
+            [newer["id"], older["id"]]
+            for older, newer in itertools.pairwise(by_created[56:])  # a window with a STATE after it
+            if fake.comments(newer["id"]) and len(fake.comments(older["id"])) >= 2
+        )
+        with fake._lock:
+            for idea_id in hidden:
+                fake._ideas[idea_id]["comments_count"] = 0
+            fake._ideas[low]["comments_count"] = 1
+        run = run_tap({**_config(fake), "parallel_requests": 1}, streams=IDEA_STREAMS)  # in listing order
+        asked = [r.path.split("/")[4] for r in fake.requests if r.path.endswith("/comments")]
+        assert min(asked.index(i) for i in hidden) > asked.index(low)  # skipped, then owed after all
+        written: set[str] = set()
+        ends = []
+        for message in run.messages:
+            if message["type"] == "RECORD" and message["stream"] == "idea_comments":
+                written.add(message["record"]["id"])
+            elif found := marker(message):
+                ends.append(found["done_before"])
+                done = [idea["id"] for idea in by_created if idea["created_at"] < found["done_before"]]
+                assert {c["id"] for i in done for c in fake.comments(i)} <= written
+        created = fake.ideas()[fake.idea_ids().index(hidden[0])]["created_at"]
+        assert len(set(ends)) >= 3
+        assert max(ends) > created  # its window ended with a STATE
+        assert {c["id"] for i in fake.idea_ids() for c in fake.comments(i)} == run.ids("idea_comments")
 
 
 def test_small_and_empty_accounts_make_the_same_requests_as_before(fake: FakeAha) -> None:
