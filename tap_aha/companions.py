@@ -19,6 +19,8 @@ from tap_aha.timestamps import format_timestamp, normalize_timestamp
 from tap_aha.vote_index import ProxyVoteIndex, changed_at
 
 if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from singer_sdk.helpers.types import Context, Record
 
     from tap_aha.streams import IdeaProxyVotesStream, IdeasStream
@@ -32,6 +34,7 @@ class AccountStream(ListingStream):
     optional_endpoint = True
     schema = StreamSchema(SCHEMAS)
     list_fields: t.ClassVar[str | None] = None  # `fields=` when the default list item is not the full one
+    read_ahead = True  # the window comes from the state alone: the first walk starts with the run
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Paging, the change window and the fields that make a list item the full record."""
@@ -79,16 +82,25 @@ class IdeaVotesStream(AccountStream):
         proxy votes of the ideas' window, for the ideas' sync to hand out.
         """
         own = self.updated_since(context)
-        proxy = t.cast("IdeaProxyVotesStream", self._tap.streams["idea_proxy_votes"])
-        if not proxy.selected:
+        if not self._serves_proxy_votes():
             yield from super().get_records(context)
             return
         window = t.cast("IdeasStream", self._tap.streams["ideas"]).window_start()
         index = ProxyVoteIndex(window)
-        for page in self.walk_pages(context, None if own is None or window is None else min(own, window)):
+        for page in self.walk_pages(context, _wider(own, window)):
             index.add(page)
             yield from (vote for vote in page if own is None or changed_at(vote) >= own)
-        proxy.index = index
+        t.cast("IdeaProxyVotesStream", self._tap.streams["idea_proxy_votes"]).index = index
+
+    def since_ahead(self) -> str | None:
+        """The own bookmark's window, widened to the ideas' when the listing serves `idea_proxy_votes` too."""
+        own = super().since_ahead()
+        if not self._serves_proxy_votes():
+            return own
+        return _wider(own, t.cast("IdeasStream", self._tap.streams["ideas"]).since_ahead())
+
+    def _serves_proxy_votes(self) -> bool:
+        return bool(self._tap.streams["idea_proxy_votes"].selected)
 
 
 class IdeaOrganizationsStream(AccountStream):
@@ -130,7 +142,14 @@ class IdeaUsersStream(AccountStream):
 
     def updated_since(self, context: Context | None) -> str | None:
         """The later of the stored bookmark and start_date."""
-        stored = self.stream_state.get("replication_key_value")
+        return self._since(self.stream_state)
+
+    def since_ahead(self) -> str | None:
+        """`updated_since`, before the sync."""
+        return self._since(self.state_as_given())
+
+    def _since(self, state: Mapping[str, t.Any]) -> str | None:
+        stored = state.get("replication_key_value")
         values = [normalize_timestamp(stored)] if isinstance(stored, str) else []
         if self.settings.start_date:
             values.append(self.settings.start_date)
@@ -191,6 +210,11 @@ class IdeaCategoriesStream(ChildStream, AccountStream):
         if context:
             row["product_id"] = context["product_id"]
         return super().post_process(row, context)
+
+
+def _wider(own: str | None, window: str | None) -> str | None:
+    """The earlier of two windows' starts (None: everything)."""
+    return None if own is None or window is None else min(own, window)
 
 
 COMPANION_TYPES: tuple[type[AccountStream], ...] = (

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from tap_aha.client import AhaStream, ListingStream
 from tap_aha.errors import EndpointRefusedError
+from tap_aha.listings import Walk
 from tap_aha.timestamps import normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -96,9 +97,11 @@ class AuditsStream(ListingStream):
         while the listing shifts under it).
         """
         has_more = self.get_new_paginator().has_more
-        params: dict[str, t.Any] = {**self._window, "per_page": self.settings.page_size}
+        params = self._first_params_by_id()
+        first = self.connection.listings.take(self.name, self.listing_url(None), params)  # read ahead?
         while True:
-            response = self.get_response(self.path, params)
+            response = next(first) if first is not None else self.get_response(self.path, params)
+            first = None
             audits = [audit for page in self.parse_response(response) for audit in page[self.root_key]]
             if not self.read.page(audits) or not has_more(response):
                 break
@@ -107,6 +110,13 @@ class AuditsStream(ListingStream):
             for page in self.walk_pages(None, None):
                 self.read.page(page)
         return self.read
+
+    def walks_ahead(self) -> list[Walk]:
+        """The first request of `destroys`, started with the run (the rest depends on its answer)."""
+        return [Walk(self, self.listing_url(None), self._first_params_by_id(), paged=False)]
+
+    def _first_params_by_id(self) -> dict[str, t.Any]:
+        return {**self._window, "per_page": self.settings.page_size}
 
     def _refusal(self, status: int, where: str) -> str:
         """The status alone: the callers word the warning, naming `capture_deletes`."""
@@ -179,6 +189,19 @@ def read_deletions(
     return audits.destroys().deletions({stream.name: stream for stream in streams}), audits
 
 
+def deletes_ahead(tap: TapAha) -> list[Walk]:
+    """The audit log's first request, if `capture_deletes` will read it: started with the run.
+
+    Decided from the state as given, without writing it (the SDK sends it first).
+    """
+    if not tap.settings.capture_deletes:
+        return []
+    since = _since(tap.state.get("bookmarks", {}))
+    if since is None or not _streams(tap):
+        return []
+    return AuditsStream(tap, since, tap.connection.started_at).walks_ahead()
+
+
 def capture_deletes(tap: TapAha) -> None:
     """Before the streams sync: tombstones for what was deleted since the delete bookmark, then the bookmark.
 
@@ -191,13 +214,11 @@ def capture_deletes(tap: TapAha) -> None:
     logger = tap.logger
     bookmarks: dict[str, t.Any] = tap.state.setdefault("bookmarks", {})
     start = tap.connection.started_at
-    since = _bookmark(bookmarks, DELETES_BOOKMARK) or _bookmark(bookmarks, "ideas")
+    since = _since(bookmarks)
     if since is None:
         bookmarks[DELETES_BOOKMARK] = {"replication_key_value": start}
         return
-    streams = [
-        s for s in tap.streams.values() if s.selected and isinstance(s, AhaStream) and s.delete_audit_types
-    ]
+    streams = _streams(tap)
     if not streams:
         return
     if parse_timestamp(since) < audit_log_start(dt.datetime.now(dt.UTC)):
@@ -228,6 +249,18 @@ def capture_deletes(tap: TapAha) -> None:
         since, len(deletions), len(audits.read.audits), audits.read.requests,
     )  # fmt: skip
     bookmarks[DELETES_BOOKMARK] = {"replication_key_value": audits.server_start()}
+
+
+def _since(bookmarks: Mapping[str, t.Any]) -> str | None:
+    """Where the read starts: the delete bookmark, else (a state from before deletes) the ideas bookmark."""
+    return _bookmark(bookmarks, DELETES_BOOKMARK) or _bookmark(bookmarks, "ideas")
+
+
+def _streams(tap: TapAha) -> list[AhaStream]:
+    """The selected streams whose records' deletes Aha! audits."""
+    return [
+        s for s in tap.streams.values() if s.selected and isinstance(s, AhaStream) and s.delete_audit_types
+    ]
 
 
 def _bookmark(bookmarks: Mapping[str, t.Any], name: str) -> str | None:

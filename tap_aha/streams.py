@@ -20,6 +20,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
     from tap_aha.companions import IdeaVotesStream
+    from tap_aha.listings import Walk
 
 SCHEMAS = SchemaDirectory(schemas)
 
@@ -51,6 +52,8 @@ class IdeasStream(ListingStream):
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Ideas::Idea",)
     look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
+    read_ahead = True  # the window comes from the state alone: the first page is listed as the run starts
+    pages_ahead = 1  # then `look_ahead_pages` lists ahead
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Whether this run read its window to the end."""
@@ -291,6 +294,14 @@ class IdeaProxyVotesStream(IdeaChildStream):
         if self.index is not None and context is not None:
             return self.index.take(context["idea_id"])
         return super().get_records(context)
+
+    def walks_ahead(self) -> list[Walk]:
+        """Without `idea_votes`, the proxy votes' own listing, started with the run."""
+        votes = t.cast("IdeaVotesStream", self._tap.streams["idea_votes"])
+        if not self.selected or votes.selected:
+            return []
+        ideas = t.cast("IdeasStream", self._tap.streams["ideas"])
+        return [votes.walk_ahead({"proxy": True}, ideas.since_ahead())]
 
     def read_listing(self, since: str | None) -> ProxyVoteIndex | None:
         """The proxy votes updated since `since`, from the account-wide listing (`proxy=true`).

@@ -12,9 +12,9 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_aha.client import AhaConnection
+from tap_aha.client import AhaConnection, AhaStream
 from tap_aha.companions import COMPANION_TYPES
-from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes
+from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, deletes_ahead
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
 from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
@@ -28,7 +28,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.plugin_base import _ConfigInput
     from singer_sdk.streams import Stream
 
-    from tap_aha.client import AhaStream
+    from tap_aha.listings import Walk
 
 STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeasStream,
@@ -120,9 +120,26 @@ class TapAha(Tap):
         return AhaConnection(self.settings)
 
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, which has no hook before the streams
-        """Tombstones first, then the streams: a record restored after its delete arrives after it."""
-        capture_deletes(self)
-        super().sync_all()
+        """Tombstones first, then the streams: a record restored after its delete arrives after it.
+
+        Every listing the run will walk starts at once (tap_aha.listings); the streams still sync one after
+        another and take their pages as they come to them.
+        """
+        listings = self.connection.listings
+        listings.start(self.walks_ahead())
+        try:
+            capture_deletes(self)
+            super().sync_all()
+        finally:
+            listings.stop()
+
+    def walks_ahead(self) -> list[Walk]:
+        """The walks the selected streams declare, in the order the run reads them (deletes first)."""
+        walks = deletes_ahead(self)
+        for stream in self.streams.values():
+            if isinstance(stream, AhaStream):
+                walks += stream.walks_ahead()
+        return walks
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Our checks first: they name the setting and never echo a value (the key included)."""
