@@ -10,6 +10,7 @@ from pathlib import Path
 from bench.floor import FORMULA
 from bench.phases import (
     Bench,
+    daily_phase,
     fault_phase,
     header,
     latency_phase,
@@ -29,11 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = Bench.prepare(args, workdir)
         latency = None if args.skip_latency else latency_phase(bench)
+        daily = None if args.skip_daily else daily_phase(bench)
         throughput = None if args.skip_throughput else throughput_phase(bench)
         memory = None if args.skip_memory else memory_phase(bench)
         faults = None if args.skip_faults else fault_phase(bench)
         report = Report(  # before the files go: it reads the tap's log
-            args=args, latency=latency, throughput=throughput, memory=memory, faults=faults, formula=FORMULA
+            args=args,
+            latency=latency,
+            daily=daily,
+            throughput=throughput,
+            memory=memory,
+            faults=faults,
+            formula=FORMULA,
         )
     finally:
         if args.workdir is None:
