@@ -9,7 +9,8 @@ keeps sending more than a window of requests.
 
 A request that waits (a back-off, a slow answer) holds only its own idea: the window goes on filling behind
 it, and `run_ahead` lists the next page of ideas while the current one is still being written, so the
-workers always have a page of ideas to fetch for.
+workers always have a page of ideas to fetch for. The run's account-wide listings use a pool of their own
+(tap_aha.listings).
 """
 
 from __future__ import annotations

@@ -82,8 +82,9 @@ class TapAha(Tap):
                     description="Seconds one request keeps waiting out HTTP 429 (rate limit) "
                     "answers, honouring Retry-After, before the run stops (default 900)."),
         th.Property("parallel_requests", th.IntegerType, default=AhaSettings.parallel_requests,
-                    description="Requests in flight at once for details, votes and comments (1-16); "
-                    "the rate limits still apply to all of them."),
+                    description="Requests in flight at once for details, votes and comments, and as many "
+                    "again for the account-wide listings (1-16; 1: one request at a time); the rate "
+                    "limits still apply to all of them."),
         th.Property("include_spam_portal_comments", th.BooleanType, default=False,
                     description="Also read portal comments Aha! marked as spam."),
         th.Property("capture_deletes", th.BooleanType, default=AhaSettings.capture_deletes,
