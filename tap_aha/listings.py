@@ -95,7 +95,7 @@ class Walk:
     stream: Lister
     url: str
     params: Mapping[str, t.Any]  # the first page's; later pages differ only in `page`
-    pages_ahead: int = 2  # pages fetched (or in flight) and not yet taken, at most
+    pages_ahead: int = 2  # pages fetched beyond the one the walk reads, at most (0: each when asked for)
     fan_outs: tuple[FanOut, ...] = ()
     paged: bool = True  # False: the first request only (the audit log's walk goes on with `after_id`)
 
@@ -160,14 +160,14 @@ class Listings:
 
 @dataclass
 class _Listing:
-    """One started walk: its pages planned in the pool, at most `pages_ahead` beyond the one taken."""
+    """One started walk: its pages planned in the pool, at most `pages_ahead` beyond the one it reads."""
 
     walk: Walk
     listings: Listings
     pool: Prefetcher[_Page]
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _planned: int = 0  # pages planned so far: 1 to _planned
-    _taken: int = 0  # pages the walk took
+    _asked: int = 0  # the page the walk reads or waits for (0: not started)
     _waiting: int | None = None  # a page known to follow, held back by the bound
     _closed: bool = False
 
@@ -181,12 +181,12 @@ class _Listing:
         number = 1
         try:
             while True:
-                page = self.pool.take((self.walk.key, number))
                 with self._lock:
-                    self._taken = number
+                    self._asked = number
                     if self._waiting is not None and self._waiting - number <= self.walk.pages_ahead:
                         self._plan(self._waiting)
                         self._waiting = None
+                page = self.pool.take((self.walk.key, number))
                 if page is None:  # not reachable: each page plans the next before the walk can take it
                     raise RuntimeError(f"page {number} of {self.walk.url} was never planned")
                 if page.error is not None:
@@ -222,17 +222,17 @@ class _Listing:
             with self._lock:
                 if self._closed:
                     pass
-                elif number + 1 - self._taken <= walk.pages_ahead:
+                elif number + 1 - self._asked <= walk.pages_ahead:
                     self._plan(number + 1)
                 else:
                     self._waiting = number + 1
         return _Page(response, more=more)
 
-    def _close(self, taken: int) -> None:
-        """The walk is done or stopped: plan nothing more, drop what was fetched beyond page `taken`."""
+    def _close(self, asked: int) -> None:
+        """The walk is done or stopped: plan nothing more, drop what was fetched beyond page `asked`."""
         with self._lock:
             self._closed = True
             self._waiting = None
-            ahead = range(taken + 1, self._planned + 1)
+            ahead = range(asked + 1, self._planned + 1)
         for number in ahead:
             self.pool.drop((self.walk.key, number))
