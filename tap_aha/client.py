@@ -384,7 +384,7 @@ class ListingStream(AhaStream):
     max_listing_passes = 4
     # Whether `since_ahead` tells this stream's first walk before any stream syncs: it is then read ahead.
     read_ahead: t.ClassVar[bool] = False
-    pages_ahead: t.ClassVar[int] = 2  # pages read ahead of the one the walk reads (0: each when asked for)
+    pages_ahead: t.ClassVar[int] = 2  # pages read ahead of the one the walk reads (0: only the first)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Per-run listing state."""

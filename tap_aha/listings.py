@@ -95,7 +95,7 @@ class Walk:
     stream: Lister
     url: str
     params: Mapping[str, t.Any]  # the first page's; later pages differ only in `page`
-    pages_ahead: int = 2  # pages fetched beyond the one the walk reads, at most (0: each when asked for)
+    pages_ahead: int = 2  # pages fetched beyond the one the walk reads, at most (0: the walk fetches them)
     fan_outs: tuple[FanOut, ...] = ()
     paged: bool = True  # False: the first request only (the audit log's walk goes on with `after_id`)
 
@@ -183,10 +183,13 @@ class _Listing:
             while True:
                 with self._lock:
                     self._asked = number
-                    if self._waiting is not None and self._waiting - number <= self.walk.pages_ahead:
+                    here = self._waiting == number and not self.walk.pages_ahead
+                    if here:  # nothing ahead: the walk's own thread fetches its page, as without read-ahead
+                        self._planned, self._waiting = number, None
+                    elif self._waiting is not None and self._waiting - number <= self.walk.pages_ahead:
                         self._plan(self._waiting)
                         self._waiting = None
-                page = self.pool.take((self.walk.key, number))
+                page = self._fetch(number) if here else self.pool.take((self.walk.key, number))
                 if page is None:  # not reachable: each page plans the next before the walk can take it
                     raise RuntimeError(f"page {number} of {self.walk.url} was never planned")
                 if page.error is not None:

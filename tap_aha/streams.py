@@ -53,7 +53,7 @@ class IdeasStream(ListingStream):
     delete_audit_types = ("Ideas::Idea",)
     look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
     read_ahead = True  # the window comes from the state alone: the first page is listed as the run starts
-    pages_ahead = 0  # then each page when asked: `look_ahead_pages` reads ahead (a page more held is MBs)
+    pages_ahead = 0  # only the first: `look_ahead_pages` lists the rest ahead in one thread, as before
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Whether this run read its window to the end."""
