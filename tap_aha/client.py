@@ -495,14 +495,13 @@ class ListingStream(AhaStream):
         state: Mapping[str, t.Any] = self._tap.state.get("bookmarks", {}).get(self.name, {})
         return state
 
-    def walk_ahead(self, context: Context | None, since: str | None, *, paged: bool = True) -> Walk:
+    def walk_ahead(self, context: Context | None, since: str | None) -> Walk:
         """The walk `walk_pages(context, since)` will make, with the listings of its selected children."""
-        return Walk(
-            self, self.listing_url(context), self._first_params(context, since), self.pages_ahead,
-            self._fan_outs(), paged=paged,
-        )  # fmt: skip
+        params = self._first_params(context, since)
+        return Walk(self, self.listing_url(context), params, self.pages_ahead, self._fan_outs())
 
     def _first_params(self, context: Context | None, since: str | None) -> dict[str, t.Any]:
+        """The first page's parameters of a walk from `since` (`get_url_params` reads the walk's window)."""
         saved, self._updated_since = self._updated_since, since
         try:
             return self.get_url_params(context, None)

@@ -98,7 +98,7 @@ class AuditsStream(ListingStream):
         """
         has_more = self.get_new_paginator().has_more
         params = self._first_params_by_id()
-        first = self.connection.listings.take(self.name, self.listing_url(None), params)  # read ahead?
+        first = self.connection.listings.take(self.name, self.listing_url(None), params)  # if read ahead
         while True:
             response = next(first) if first is not None else self.get_response(self.path, params)
             first = None
