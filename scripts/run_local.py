@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shlex
 import subprocess
 import sys
@@ -47,6 +46,8 @@ TOP_BY_REVENUE = (
     " join {schema}.idea_organizations o on o.id = voters.org_id"
     " group by all order by revenue desc nulls last limit 5"
 )
+# The question `make run` suggests a user ask next (no double quotes: it is shown inside Q="...").
+EXAMPLE_QUESTION = "select name, endorsements_count as votes from {schema}.ideas order by votes desc limit 3"
 SIMULATED_IDEAS = 300
 CREDENTIALS = ("TAP_AHA_API_KEY", "TAP_AHA_SUBDOMAIN")
 
@@ -281,7 +282,7 @@ def simulator_env(env: dict[str, str], fake: FakeAha) -> dict[str, str]:
 
 
 def report(target: Target, environment: str, tables: dict[str, Loaded], before: dict[str, Loaded]) -> None:
-    """Where the data is, what this run loaded and deleted, where the state is, and a query to run."""
+    """Where the data is, what this run loaded and deleted, the state, the ranking, and how to ask."""
     schema = target.schema
     say(f"Loaded into: {target.database}  (DuckDB, schema {schema}; Meltano environment '{environment}')")
     deleted = {table: len(set(before[table].ids) - set(loaded.ids)) for table, loaded in tables.items()}
@@ -293,15 +294,31 @@ def report(target: Target, environment: str, tables: dict[str, Loaded], before: 
     say(f"Deletes applied this run: {sum(deleted.values())} rows removed (records deleted in Aha!).")
     state_id = f"{environment}:tap-aha-to-target-duckdb"
     say(f"State: Meltano's system database, id {state_id} (meltano state get {state_id}).")
-    sql = TOP_BY_REVENUE.format(schema=schema)
-    connect = f"duckdb.connect({shown(target.database)!r}, read_only=True)"
-    code = f"import duckdb; c = {connect}; c.sql({sql!r}).show()"
-    argument = shlex.quote(code) if re.search(r'["$`\\!]', code) else f'"{code}"'
-    say(
-        "The top ideas by revenue of the customer organizations that voted for them, from this folder "
-        "(with the loader's duckdb; any duckdb >= 1.0 opens the file too):"
-    )
-    print(f"    {shown(target.python)} -c {argument}", flush=True)
+    say("The top ideas by the revenue of the customer organizations that voted for them:")
+    show(target, TOP_BY_REVENUE.format(schema=schema))
+    say("Ask the loaded file your own question (any DuckDB SQL), from this folder:")
+    print(f"    {ask_command(target, EXAMPLE_QUESTION.format(schema=schema))}", flush=True)
+
+
+def show(target: Target, sql: str) -> None:
+    """A query's result as a small table, indented under our lines (scripts/ask.py, the loader's duckdb)."""
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [str(target.python), str(ROOT / "scripts" / "ask.py"), "--db", str(target.database), sql],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        say(f"WARNING: the query failed: {proc.stderr.strip()}")
+        return
+    for line in proc.stdout.splitlines():
+        print(f"    {line}", flush=True)
+
+
+def ask_command(target: Target, sql: str) -> str:
+    """`make ask Q="..."`, naming the file only when it is not the one `make ask` reads by default."""
+    database = Path(os.path.abspath(target.database))
+    loaded = sorted((ROOT / "output").glob("*.duckdb"), key=lambda path: path.stat().st_mtime)
+    named = "" if loaded and loaded[-1] == database else f" DB={shlex.quote(shown(database))}"
+    return f'make ask{named} Q="{sql}"'
 
 
 def shown(path: Path) -> str:

@@ -37,7 +37,7 @@ class Progress:
     ) -> None:
         """Report to `logger`; the ETA assumes the sustained rate the limits allow."""
         self._rate_limit = min(per_minute / 60.0, float(per_second))
-        self._logger = logger
+        self._log = logger
         self._interval = INTERVAL_SECONDS
         self._clock = clock
         self._lock = threading.Lock()
@@ -80,7 +80,7 @@ class Progress:
 
     def report(self) -> None:
         """Log one progress line now."""
-        self._logger.info("%s", self.line())
+        self._log.info("%s", self.line())
 
     def line(self) -> str:
         """`Progress: ideas 400 of 1,000 (40%), 942 requests, 5.0 requests/s, about 2 min 0 s left ...`."""

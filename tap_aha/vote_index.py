@@ -77,6 +77,56 @@ class ProxyVoteIndex:
         return unpacker.decompress(held) + unpacker.flush()
 
 
+class RunVotes:
+    """The run's one account-wide vote listing, which `idea_votes` and `idea_proxy_votes` both ask for.
+
+    Neither stream reaches for the other: the tap says before the streams sync whether the proxy votes of the
+    ideas' window are wanted (`want`); `idea_votes`, reading the listing anyway, offers them (`offer`);
+    `idea_proxy_votes` takes them when they cover its window (`index_for`), else lists them itself. So the
+    order the streams sync in changes how many listings a run reads, never what it emits.
+
+    The plan also tells the run's read-ahead (tap_aha.listings) which vote listing to start before the streams
+    sync, and from when: `idea_votes`' from `window` of its own, or, without `idea_votes`, the proxy votes'
+    own (`listed_alone`) from `since`.
+    """
+
+    def __init__(self) -> None:
+        """Nothing wanted, nothing listed."""
+        self.wanted = False
+        self.since: str | None = None  # the ideas' window, when wanted
+        self.by_idea_votes = False  # `idea_votes` lists them (it syncs, and offers them, first)
+        self.refused = False  # Aha! refused the listing this run: it is not asked for again
+        self._index: ProxyVoteIndex | None = None
+
+    def want(self, since: str | None, *, by_idea_votes: bool) -> None:
+        """The proxy votes updated since `since` (the ideas' window) will be asked for.
+
+        `by_idea_votes`: `idea_votes` is selected too, so its listing offers them.
+        """
+        self.wanted = True
+        self.since = since
+        self.by_idea_votes = by_idea_votes
+
+    def window(self, own: str | None) -> str | None:
+        """Where `idea_votes`' listing starts from its own window `own`: widened to the ideas' when wanted."""
+        if not self.wanted:
+            return own
+        return None if own is None or self.since is None else min(own, self.since)
+
+    def listed_alone(self) -> bool:
+        """Whether the proxy votes will be listed on their own (`idea_votes` does not list them this run)."""
+        return self.wanted and not self.by_idea_votes
+
+    def offer(self, index: ProxyVoteIndex) -> None:
+        """The proxy votes a listing of the wanted window found."""
+        self._index = index
+
+    def index_for(self, since: str | None) -> ProxyVoteIndex | None:
+        """The offered proxy votes, if they are those of this window."""
+        index = self._index
+        return index if index is not None and index.since == since else None
+
+
 def changed_at(vote: Row) -> str:
     """A vote's `updated_at` (else `created_at`) in Aha!'s form; one without either counts as changed now."""
     value = vote.get("updated_at") or vote.get("created_at")
