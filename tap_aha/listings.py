@@ -12,10 +12,12 @@ parents of others (workspaces: their categories) starts those as soon as each pa
 Only the HTTP requests move: each goes through the stream's own request path (the shared rate limiter, its
 retries), and a page is parsed, its records written and the state moved in the main thread, stream by stream,
 in the same order as without read-ahead. A failure is kept with its page and raised where the walk takes that
-page, so it surfaces in its own stream, at the point it always did (an optional endpoint refused skips only
-its stream). A listing reads at most `pages_ahead` pages beyond the one its walk takes (pages held, never a
-whole table), and the pool holds at most its window of pages in all. When the run ends, however it ends,
-`stop` forgets every page and the workers give up before their next retry.
+page, so it surfaces in its own stream's sync, at the point it always did, and a refusal is decided there
+(`AhaStream.skip_refused`: the stream, or a fan-out's one parent). A listing reads at most `pages_ahead` pages
+beyond the one its walk takes (pages held, never a whole table), and the pool holds at most its window of
+pages in all. When the run ends, however it ends,
+`stop` forgets every page and the workers give up before their next retry. Only the tap's sync starts
+listings (`TapAha.before_streams`); the Lakeflow connector never does, so its reads leave no worker behind.
 
 The pages are fetched by a `tap_aha.prefetch.Prefetcher` of their own, the children's mechanism (its slots,
 window, order and discard): a second pool, because the ideas stream discards its pool at the end of its sync

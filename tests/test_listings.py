@@ -10,9 +10,11 @@ import typing as t
 import pytest
 
 from tap_aha.client import ListingStream
+from tap_aha.listings import Listings
 from tap_aha.tap import TapAha
 from tests.conftest import Config, Run, run_cli, run_tap
 from tests.fake_aha import API_PREFIX, FakeAha, RequestLog
+from tests.lakeflow_helpers import connect, flat, read_all
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -202,3 +204,75 @@ def test_a_listing_reads_only_a_few_pages_ahead_and_stops_with_the_run(fake: Fak
     sent = len(fake.requests_to(portals_path))
     time.sleep(0.5)
     assert len(fake.requests_to(portals_path)) <= sent + 1  # at most the one already under way
+
+
+def _read_ahead_urls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs the read-ahead fetched (`fetch_page` is its path; a stream's own walk never calls it)."""
+    urls: list[str] = []
+    fetch = ListingStream.fetch_page
+
+    def recording(self: ListingStream, url: str, params: t.Mapping[str, t.Any]) -> t.Any:
+        urls.append(url)
+        return fetch(self, url, params)
+
+    monkeypatch.setattr(ListingStream, "fetch_page", recording)
+    return urls
+
+
+def test_a_workspaces_refused_categories_read_ahead_skip_that_workspace_alone(
+    fake: FakeAha, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.seed(5)
+    expected = {pid: {c["id"] for c in cs} for pid, cs in fake.companions.categories().items()}
+    refused = list(expected)[1]
+    fake.inject("403", path_prefix=f"/products/{refused}/idea_categories", times=1000)
+    read_ahead = _read_ahead_urls(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config, streams=("products", "idea_categories"))
+    for pid in expected:  # every workspace's categories read ahead, the refused one too, and not asked again
+        assert f"{fake.url}/products/{pid}/idea_categories" in read_ahead
+        assert len(fake.requests_to(f"{API_PREFIX}/products/{pid}/idea_categories")) == 1
+    assert run.ids("idea_categories") == set().union(
+        *(ids for pid, ids in expected.items() if pid != refused)
+    )
+    assert run.ids("products") == set(expected)
+    warnings = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(warnings) == 1  # decided where the stream took the page: that workspace alone
+    assert refused in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("streams", "proxy"),
+    [(("idea_votes", "ideas", "idea_proxy_votes"), None), (("ideas", "idea_proxy_votes"), "true")],
+)
+def test_the_runs_vote_plan_reads_its_one_vote_listing_ahead_from_the_wider_window(
+    fake: FakeAha,
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
+    streams: tuple[str, ...],
+    proxy: str | None,
+) -> None:
+    fake.seed(20)
+    state = run_tap(config).state
+    ideas_since = "2020-01-02T03:04:05.000Z"  # earlier than the votes' own bookmark: the window widens
+    state["bookmarks"]["ideas"]["replication_key_value"] = ideas_since
+    fake.clear_requests()
+    read_ahead = _read_ahead_urls(monkeypatch)
+    run = run_tap(config, state=state, streams=streams)
+    (listing,) = fake.requests_to(f"{API_PREFIX}/ideas/endorsements")  # one listing, read ahead, taken
+    assert f"{fake.url}/ideas/endorsements" in read_ahead
+    assert listing.query.get("updated_since") == ideas_since
+    assert listing.query.get("proxy") == proxy
+    assert run.records("idea_proxy_votes")
+    assert not [r for r in fake.requests if _is_idea_child(r.path) and r.path.endswith("/endorsements")]
+
+
+def test_lakeflow_reads_start_no_read_ahead(fake: FakeAha, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.seed(5)
+    started: list[object] = []
+    monkeypatch.setattr(Listings, "start", lambda self, walks: started.append(walks))
+    connector = connect(fake)
+    for table in ("ideas", "idea_votes", "idea_categories"):
+        batches, _ = read_all(connector, table)
+        assert flat(batches), table
+    assert started == []  # the read-ahead is the tap sync's: no Lakeflow read leaves its workers behind
