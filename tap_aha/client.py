@@ -22,16 +22,18 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 
+from tap_aha import prefetch
 from tap_aha.errors import AhaAPIError, AuthError, EndpointRefusedError, NotFoundError
+from tap_aha.listings import FanOut, Listings, Walk
 from tap_aha.prefetch import Abandoned, Prefetcher
 from tap_aha.progress import Progress
 from tap_aha.ratelimit import RateLimiter
 from tap_aha.sdk import SdkStream, tap_of
-from tap_aha.timestamps import format_timestamp
+from tap_aha.timestamps import format_timestamp, later_start, normalize_timestamp
 from tap_aha.vote_index import RunVotes
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
@@ -68,7 +70,8 @@ class AhaConnection:
     settings: AhaSettings
     session: requests.Session = field(default_factory=requests.Session)
     limiter: RateLimiter = field(init=False)
-    prefetcher: Prefetcher = field(init=False)
+    prefetcher: Prefetcher[list[dict[str, t.Any]]] = field(init=False)
+    listings: Listings = field(init=False)
     progress: Progress = field(init=False)
     started_at: str = field(default_factory=lambda: format_timestamp(dt.datetime.now(dt.UTC)))
     votes: RunVotes = field(default_factory=RunVotes)  # the run's one account-wide vote listing
@@ -76,7 +79,8 @@ class AhaConnection:
 
     def __post_init__(self) -> None:
         """Size the pool for the prefetch threads and build the limiter from the settings."""
-        adapter = HTTPAdapter(pool_maxsize=self.settings.parallel_requests + 1, max_retries=0)
+        # The main thread, the children's workers and the listings' workers each hold a connection.
+        adapter = HTTPAdapter(pool_maxsize=2 * self.settings.parallel_requests + 1, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         # requests re-reads proxy and CA settings from the environment on every request, a fifth of the
@@ -90,6 +94,7 @@ class AhaConnection:
             api_url=self.settings.api_url,
         )
         self.prefetcher = Prefetcher(self.settings.parallel_requests)
+        self.listings = Listings(self.settings.parallel_requests)
         self.progress = Progress(
             per_minute=self.settings.requests_per_minute,
             per_second=self.settings.requests_per_second,
@@ -295,6 +300,13 @@ class AhaStream(SdkStream):
                 row[key] = str(value)
         return row
 
+    def walks_ahead(self) -> list[Walk]:
+        """The account-wide walks this stream's sync will make, known before any stream syncs.
+
+        The tap starts them all at once (tap_aha.listings); none by default.
+        """
+        return []
+
     def get_object(self, path: str, root: str, params: dict[str, t.Any] | None = None) -> t.Any:
         """One GET outside the stream's own listing (an idea's detail), through the same path."""
         return payload_of(self.get_response(path, params, root))[root]
@@ -326,7 +338,7 @@ class AhaStream(SdkStream):
             failures = rate_limited = 0
             first_429 = 0.0
             while True:
-                if self.connection.prefetcher.abandoned():
+                if prefetch.abandoned():
                     raise Abandoned
                 self.connection.limiter.acquire()
                 self.connection.progress.request_sent()
@@ -350,7 +362,7 @@ class AhaStream(SdkStream):
                         raise self._gave_up(exc, failures) from None
                     wait = self._backoff(failures, self.backoff_base_seconds)
                     self._log_retry(exc, failures, wait)
-                    self.connection.prefetcher.backoff(wait)
+                    prefetch.backoff(wait)
                 else:
                     self.connection.answered(response)
                     return response
@@ -408,6 +420,9 @@ class ListingStream(AhaStream):
     """
 
     max_listing_passes = 4
+    # Whether `since_ahead` tells this stream's first walk before any stream syncs: it is then read ahead.
+    read_ahead: t.ClassVar[bool] = False
+    pages_ahead: t.ClassVar[int] = 2  # pages read ahead of the one the walk reads (0: only the first)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Per-run listing state."""
@@ -480,6 +495,100 @@ class ListingStream(AhaStream):
     def listed_at(self) -> str | None:
         """When the last `walk_pages` sent its first request, on Aha!'s clock (None before an answer)."""
         return self._listed_at
+
+    def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The SDK's paged requests, unless this walk's pages were read ahead (tap_aha.listings)."""
+        pages = self.connection.listings.take(
+            self.name, self.get_url(context), self.get_url_params(context, None)
+        )
+        if pages is None:
+            yield from super().request_records(context)
+            return
+        for response in pages:
+            yield from self.parse_response(response)
+
+    # ------------------------------------------------------------------ read ahead (tap_aha.listings)
+
+    def walks_ahead(self) -> list[Walk]:
+        """The first walk of a stream that syncs on its own (not per parent) and knows its window ahead."""
+        syncs = self.selected or self.has_selected_descendents
+        if not self.read_ahead or self.parent_stream_type is not None or not syncs:
+            return []
+        return [self.walk_ahead(None, self.since_ahead())]
+
+    def since_ahead(self) -> str | None:
+        """The `updated_since` of this stream's first walk: its window's start (None: everything)."""
+        return self.bookmark_ahead() if self.replication_key else None
+
+    def bookmark_ahead(self) -> str | None:
+        """Where the SDK will start this stream's window: the later of the bookmark and start_date.
+
+        Read without writing the state (the SDK's own way writes it): walks are planned before the SDK sends
+        the state it was given.
+        """
+        state = self.state_as_given()
+        stored = (
+            state.get("replication_key_value")
+            if state.get("replication_key") == self.replication_key
+            else None
+        )
+        return later_start(
+            normalize_timestamp(stored) if isinstance(stored, str) and stored else None,
+            self.settings.start_date,
+        )
+
+    def state_as_given(self) -> Mapping[str, t.Any]:
+        """The stream's state as given, read without creating it (the SDK's `stream_state` would)."""
+        state: Mapping[str, t.Any] = tap_of(self).state.get("bookmarks", {}).get(self.name, {})
+        return state
+
+    def walk_ahead(self, context: Context | None, since: str | None) -> Walk:
+        """The walk `walk_pages(context, since)` will make, with the listings of its selected children."""
+        params = self._first_params(context, since)
+        return Walk(self, self.listing_url(context), params, self.pages_ahead, self._fan_outs())
+
+    def _first_params(self, context: Context | None, since: str | None) -> dict[str, t.Any]:
+        """The first page's parameters of a walk from `since` (`get_url_params` reads the walk's window)."""
+        saved, self._updated_since = self._updated_since, since
+        try:
+            return self.get_url_params(context, None)
+        finally:
+            self._updated_since = saved
+
+    def _fan_outs(self) -> tuple[FanOut, ...]:
+        """A listing per record for each selected child listing (its parameters must not need the context)."""
+        return tuple(
+            FanOut(
+                child, child._first_params(None, child.since_ahead()), child.pages_ahead, child._fan_outs()
+            )
+            for child in self.child_streams
+            if isinstance(child, ListingStream)
+            and child.read_ahead
+            and (child.selected or child.has_selected_descendents)
+        )
+
+    def listing_url(self, context: Mapping[str, t.Any] | None) -> str:
+        """The listing's URL for a parent's context."""
+        return self.get_url(dict(context) if context else None)
+
+    def fetch_page(self, url: str, params: Mapping[str, t.Any]) -> requests.Response:
+        """One page through the limiter and retries (from a worker: the stream's state is not touched)."""
+        prepared = self.build_prepared_request(
+            method="GET", url=url, params=dict(params), headers=self.http_headers
+        )
+        return self.request_decorator(self._send)(prepared, None)
+
+    def page_items(self, response: requests.Response) -> list[dict[str, t.Any]]:
+        """The page's records."""
+        return records_of(response, self.root_key)
+
+    def has_more(self, response: requests.Response) -> bool:
+        """Whether a page follows this one."""
+        return self.get_new_paginator().has_more(response)
+
+    def child_contexts(self, item: dict[str, t.Any]) -> Iterable[Mapping[str, t.Any]]:
+        """The contexts of a record's children, as the SDK will make them."""
+        return [context for context in self.generate_child_contexts(item, None) if context is not None]
 
     def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left.

@@ -22,6 +22,8 @@ from tap_aha.timestamps import format_timestamp, later_start, normalize_timestam
 from tap_aha.vote_index import ProxyVoteIndex, changed_at
 
 if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from singer_sdk.helpers.types import Context, Record
 
 
@@ -32,6 +34,7 @@ class AccountStream(ListingStream):
     is_sorted = False  # no documented order: bookmark promoted at stream end, capped at the run's start
     schema = StreamSchema(SCHEMAS)
     list_fields: t.ClassVar[str | None] = None  # `fields=` when the default list item is not the full one
+    read_ahead = True  # the window comes from the state alone: the first walk starts with the run
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Paging, the change window and the fields that make a list item the full record."""
@@ -84,13 +87,16 @@ class IdeaVotesStream(AccountStream):
         if not votes.wanted:
             yield from super().get_records(context)
             return
-        window = votes.since
-        index = ProxyVoteIndex(window)
-        for page in self.walk_pages(context, None if own is None or window is None else min(own, window)):
+        index = ProxyVoteIndex(votes.since)
+        for page in self.walk_pages(context, votes.window(own)):
             index.add(page)
             yield from (vote for vote in page if own is None or changed_at(vote) >= own)
         self.settle_signpost()
         votes.offer(index)
+
+    def since_ahead(self) -> str | None:
+        """Where the listing starts (`get_records`), before the sync: the run's vote plan widens it."""
+        return self.connection.votes.window(super().since_ahead())
 
 
 class IdeaOrganizationsStream(AccountStream):
@@ -135,7 +141,14 @@ class IdeaUsersStream(AccountStream):
 
     def updated_since(self, context: Context | None) -> str | None:
         """The later of the stored bookmark and start_date."""
-        stored = self.stream_state.get("replication_key_value")
+        return self._since(self.stream_state)
+
+    def since_ahead(self) -> str | None:
+        """`updated_since`, before the sync (the state as given, not written)."""
+        return self._since(self.state_as_given())
+
+    def _since(self, state: Mapping[str, t.Any]) -> str | None:
+        stored = state.get("replication_key_value")
         return later_start(
             normalize_timestamp(stored) if isinstance(stored, str) else None, self.settings.start_date
         )

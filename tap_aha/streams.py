@@ -23,6 +23,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context, Record
 
+    from tap_aha.listings import Walk
     from tap_aha.settings import AhaSettings
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -56,6 +57,8 @@ class IdeasStream(ListingStream):
     delete_audit_types = ("Ideas::Idea",)
     detail_markers = DETAIL_MARKERS  # a list item without these is not the full record
     look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
+    read_ahead = True  # the window comes from the state alone: the first page is listed as the run starts
+    pages_ahead = 0  # only the first: `look_ahead_pages` lists the rest ahead in one thread, as before
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Whether this run read its window to the end."""
@@ -329,6 +332,13 @@ class IdeaProxyVotesStream(IdeaChildStream):
         if self.index is not None and context is not None:
             return self.index.take(context["idea_id"])
         return super().get_records(context)
+
+    def walks_ahead(self) -> list[Walk]:
+        """The proxy votes' own listing (`read_listing`), started with the run when `RunVotes` says so."""
+        votes = self.connection.votes
+        if not votes.listed_alone():
+            return []
+        return [ProxyVoteListing(tap=tap_of(self)).walk_ahead(None, votes.since)]
 
     def read_listing(self, since: str | None) -> ProxyVoteIndex | None:
         """The proxy votes updated since `since`, from the account-wide listing (`proxy=true`).

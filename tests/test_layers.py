@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tap_aha"
 # Each module's floor: a module imports only modules on lower floors, or on its own without a cycle.
 BASE = (
     "__init__", "errors", "timestamps", "settings", "inputs", "sdk", "ratelimit", "progress", "prefetch",
-    "vote_index",
+    "listings", "vote_index",
 )  # fmt: skip
 FLOORS: dict[str, int] = {
     **dict.fromkeys(BASE, 0),
