@@ -204,7 +204,7 @@ class AhaStream(RESTStream[int]):
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             raise RateLimitedError(f"HTTP 429 for {where}", response, _retry_after(response))
         if self.optional_endpoint and status in {HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND}:
-            raise EndpointRefusedError(self._refusal(status, where))
+            raise EndpointRefusedError(self._refusal(status, where), status)
         if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise AuthError(_auth_message(status, self.settings.api_url))
         if status == HTTPStatus.NOT_FOUND:
@@ -370,6 +370,12 @@ class ListingStream(AhaStream):
     """
 
     max_listing_passes = 4
+    # Keys every full record carries. A list item missing any of them is a stub, completed with one GET of
+    # `detail_path` (its `{id}` filled in; answer root `detail_root`): decided per item from what came back,
+    # so a listing that honours `fields=` costs no request more, one that ignores it one per record listed.
+    detail_markers: t.ClassVar[tuple[str, ...]] = ()
+    detail_path: t.ClassVar[str] = ""
+    detail_root: t.ClassVar[str] = ""
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Per-run listing state."""
@@ -433,6 +439,34 @@ class ListingStream(AhaStream):
             "The %s listing kept changing during %d walks; going on with the union of what they read.",
             self.name, self.max_listing_passes,
         )  # fmt: skip
+
+    def complete(self, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        """Full records for a page: items that carry `detail_markers` as they are, the others' details.
+
+        A record deleted between its listing and its detail (404) is left out with a warning.
+        """
+        missing = [item for item in items if not all(key in item for key in self.detail_markers)]
+        if not missing:
+            return items
+        details = self.connection.prefetcher.map(self._detail, missing)
+        by_id = {item["id"]: detail for item, detail in zip(missing, details, strict=True)}
+        return [record for record in (by_id.get(item["id"], item) for item in items) if record is not None]
+
+    def _detail(self, item: dict[str, t.Any]) -> dict[str, t.Any] | None:
+        path = self.detail_path.format(id=item["id"])
+        try:
+            detail: dict[str, t.Any] = self.get_object(path, self.detail_root)
+        except (NotFoundError, EndpointRefusedError) as exc:
+            if isinstance(exc, EndpointRefusedError) and exc.status != HTTPStatus.NOT_FOUND:
+                raise
+            self.logger.warning(
+                "%s %s was deleted while it was read; skipping it.", self.detail_root.capitalize(), item["id"]
+            )
+            return None
+        if str(detail.get("id")) != item["id"]:
+            raise AhaAPIError(f"Aha! answered GET {path} with another record's id.")
+        detail["id"] = item["id"]
+        return detail
 
     def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""

@@ -35,3 +35,8 @@ class NotFoundError(TapAhaError, FatalAPIError):
 
 class EndpointRefusedError(TapAhaError, FatalAPIError):
     """Aha! refuses an optional endpoint (403, or 404 where the plan lacks it): its stream is skipped."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """The message, and the HTTP status: a 404 on one record's detail is a deletion, not a refusal."""
+        super().__init__(message)
+        self.status = status

@@ -15,9 +15,9 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
   slice that listing;
 * the tables' Spark schemas and records converted to them (`tap_aha.spark_schema`).
 
-The idea tables are read through the window of changed ideas; the companion tables (votes, organizations,
-users, portals, workspaces, categories) over their own account-wide listings: `cdc` ones with the same
-offsets, cap and batches, `snapshot` ones whole once per pass.
+The idea tables are read through the window of changed ideas; the companion and roadmap tables (votes,
+organizations, users, portals, workspaces, categories, features, releases...) over their own listings: `cdc`
+ones with the same offsets, cap and batches, `snapshot` ones whole once per pass.
 
 pyspark is optional: only `get_table_schema` needs it, and imports it when called.
 """
@@ -460,14 +460,14 @@ class LakeflowConnect:
                 finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
                 if start_offset and _snapshot_offset(start_offset) == finished:
                     return [], finished
-                return [columns.record(record) for record in self._snapshot(stream, None)], finished
+                return [columns.record(record) for record in self._companion_rows(stream, None)], finished
             start = _parse_offset(start_offset)
             end = None if end_offset is None else _parse_offset(end_offset)
             rows = self._listed(
                 stream.name,
                 (start, end),
                 cap,
-                lambda since: _keyed(_processed(stream, stream.walk_pages(None, since)), cap),
+                lambda since: _keyed(self._companion_rows(stream, since), cap),
             )[:limit]
             next_offset = _next_offset(start_offset, start, rows[-1][0] if rows else None)
             return [columns.record(row) for _, row in rows], next_offset
@@ -475,17 +475,23 @@ class LakeflowConnect:
             logger.warning("%s", exc)
             return [], dict(start_offset or {})
 
-    def _snapshot(self, stream: AccountStream, context: dict[str, t.Any] | None) -> Iterator[Row]:
-        """Every record of a full table; a child table's through every record of its parent."""
+    def _companion_rows(
+        self, stream: AccountStream, since: str | None, context: dict[str, t.Any] | None = None
+    ) -> Iterator[Row]:
+        """A companion table's full records changed since `since` (None: all of them).
+
+        A child table's (categories, releases, key results, requirements) through its parent's records: a
+        parent with a cursor (features) over the same window, one without (workspaces, goals) whole.
+        """
         parent_type = stream.parent_stream_type
         if parent_type is not None and context is None:
             parent = t.cast("AccountStream", self._stream(vars(parent_type)["name"]))
-            for record in self._snapshot(parent, None):
+            for record in self._companion_rows(parent, since if parent.replication_key else None):
                 child_context = parent.get_child_context(record, None)
                 if child_context:
-                    yield from self._snapshot(stream, dict(child_context))
+                    yield from self._companion_rows(stream, since, dict(child_context))
             return
-        yield from _processed(stream, stream.walk_pages(context, None), context)
+        yield from _processed(stream, stream.pages(context, since), context)
 
     # ------------------------------------------------------------------ options and streams
 

@@ -17,6 +17,7 @@ from tap_aha.companions import COMPANION_TYPES
 from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
+from tap_aha.roadmap import ROADMAP_TYPES
 from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
 from tap_aha.streams import IdeaCommentsStream, IdeaPortalCommentsStream, IdeaProxyVotesStream, IdeasStream
 
@@ -36,6 +37,7 @@ STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeaCommentsStream,
     IdeaPortalCommentsStream,
     *COMPANION_TYPES,
+    *ROADMAP_TYPES,
 )
 STREAM_NAMES: tuple[str, ...] = tuple(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
 SYNC_ORDER: tuple[str, ...] = ("idea_votes", *(name for name in STREAM_NAMES if name != "idea_votes"))
