@@ -109,6 +109,7 @@ _AUDIT_CLASSES = {
     "task": "Task",
     "user": "User",
     "ideas/idea_theme": "Ideas::IdeaTheme",
+    "page": "Page",
 }
 _AUDIT_PATHS = {name: path for path, name in _AUDIT_CLASSES.items()}
 _TRUE_VALUES = frozenset({"true", "1", "t", "yes", "on"})

@@ -165,6 +165,10 @@ class Roadmap:
     def _build(self) -> None:
         """Workspace releases, phases, epics, initiatives, goals, key results, users, themes; no features."""
         products = self.fake._products
+        for n in range(6):
+            self.add_initiative(name=f"Initiative {n + 1}", created_at=self._when(30 + n))
+        for n in range(2):
+            self.add_goal(name=f"Goal {n + 1}", created_at=self._when(40 + n))
         for p_index, product in enumerate(products):
             prefix = product["reference_prefix"]
             for r in range(3):  # shipped, next, parking lot
@@ -182,9 +186,6 @@ class Roadmap:
             for e in range(2):
                 self.add_epic(product["id"], name=f"{prefix} epic {e + 1}", created_at=self._when(10 + e))
             self.add_theme(product["id"], f"{prefix} theme", self._when(20 + p_index))
-        for n in range(2):
-            self.add_initiative(name=f"Initiative {n + 1}", created_at=self._when(30 + n))
-            self.add_goal(name=f"Goal {n + 1}", created_at=self._when(40 + n))
         for n, user in enumerate(self.fake._users):
             self._put("users", self._staff(user, n))
 
@@ -313,6 +314,8 @@ class Roadmap:
             n = len(self._store["epics"]) + 1
             ref = f"E-{n}"
             release = self._releases_of(product_id)[0]
+            initiatives = list(self._store["initiatives"].values())
+            initiative = self._link(initiatives[n % len(initiatives)]) if n % 2 and initiatives else None
             record = {
                 "id": epic_id,
                 "reference_num": ref,
@@ -332,8 +335,8 @@ class Roadmap:
                 "workflow_status": dict(self._statuses[n % 4]),
                 "description": self._description(f"Epic {n}", created),
                 "release": self._release_link(release),
-                "initiative": None,
-                "initiative_reference_num": None,
+                "initiative": initiative,
+                "initiative_reference_num": None if initiative is None else initiative["reference_num"],
                 "features": [],
                 "goals": [],
                 "key_results": [],
