@@ -36,7 +36,20 @@ PLUGINS = ("tap-aha", "target-duckdb")
 TABLES = (
     "ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments",
     "idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories",
+    "features", "requirements", "epics", "releases", "release_phases", "initiatives", "goals", "key_results",
+    "to_dos", "users", "idea_themes",
 )  # fmt: skip
+# Which customer asks shipped: the most-voted ideas promoted to a feature, with the feature's status and its
+# release's name and date (docs/roadmap.md).
+SHIPPED_ASKS = (
+    "select i.reference_num as idea, i.votes,"
+    " json_extract_string(f.workflow_status, '$.name') as feature_status,"
+    " r.name as release, r.release_date"
+    " from {schema}.ideas i"
+    " join {schema}.features f on f.id = json_extract_string(i.feature, '$.id')"
+    " left join {schema}.releases r on r.id = json_extract_string(f.release, '$.id')"
+    " order by i.votes desc nulls last, i.reference_num limit 5"
+)
 # The ideas whose voting customer organizations bring the most revenue (each organization once per idea).
 TOP_BY_REVENUE = (
     "with voters as (select distinct idea_id, json_extract_string(idea_organization, '$.id') as org_id"
@@ -75,6 +88,16 @@ print(json.dumps(out))
 """
 
 
+# Run by the loader's python: a query's rows as JSON.
+QUERY_ROWS = """
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+cur = con.execute(sys.argv[2])
+print(json.dumps([[d[0] for d in cur.description], *cur.fetchall()], default=str))
+"""
+
+
 @dataclass
 class Loaded:
     """One table after the run."""
@@ -103,6 +126,15 @@ class Target:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         return {table: Loaded(*values) for table, values in json.loads(proc.stdout).items()}
+
+    def query(self, sql: str) -> list[list[t.Any]]:
+        """A query's column names, then its rows (`{schema}` in `sql` is this target's schema)."""
+        proc = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [str(self.python), "-c", QUERY_ROWS, str(self.database), sql.format(schema=self.schema)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        rows: list[list[t.Any]] = json.loads(proc.stdout)
+        return rows
 
 
 def main() -> int:
@@ -267,10 +299,37 @@ def simulate_activity(fake: FakeAha, rng: random.Random, loaded: dict[str, Loade
     gone = fake.idea(pick("ideas", untouched))
     fake.delete_idea(gone["id"])
     names = ", ".join(idea["reference_num"] for idea in moved)
+    roadmap = simulate_roadmap(fake, rng, loaded)
     return (
         f"simulated since the last run: {names} changed status, 2 proxy votes and 2 comments added, "
         f"{customer['name']}'s revenue changed; idea {gone['reference_num']}, a proxy vote, a comment and a "
-        "portal comment deleted"
+        f"portal comment deleted; {roadmap}"
+    )
+
+
+def simulate_roadmap(fake: FakeAha, rng: random.Random, loaded: dict[str, Loaded]) -> str:
+    """Roadmap edits since the last run: a feature shipped, a release moved, a requirement and a to-do added.
+
+    A feature is deleted too: one the last run loaded (any, on a first run), not one an idea points at.
+    """
+    roadmap = fake.roadmap
+    features = roadmap.records("features")
+    promoted = {(idea.get("feature") or {}).get("id") for idea in fake.ideas()}
+    shipped = rng.choice([f for f in features if f["id"] in promoted])
+    release = roadmap.records("releases")[0]
+    roadmap.update(
+        "features", shipped["id"], workflow_status={**shipped["workflow_status"], "name": "Shipped"}
+    )
+    roadmap.update("releases", release["id"], release_date="2024-06-30")
+    roadmap.add_requirement(shipped["id"], k=len(shipped.get("requirements") or []) + 1)
+    roadmap.add_task(shipped)
+    spare = [f["id"] for f in features if f["id"] not in promoted and f["id"] != shipped["id"]]
+    present = set(loaded["features"].ids)
+    gone = rng.choice([i for i in spare if i in present] or spare)
+    roadmap.delete("features", gone)
+    return (
+        f"feature {shipped['reference_num']} shipped, release {release['name']} moved, a requirement and a "
+        f"to-do added, a feature deleted"
     )
 
 
@@ -291,6 +350,10 @@ def report(target: Target, environment: str, tables: dict[str, Loaded], before: 
             f"{deleted[table]:>3} deleted"
         )
     say(f"Deletes applied this run: {sum(deleted.values())} rows removed (records deleted in Aha!).")
+    say("Which customer asks shipped: the most-voted ideas with their feature's status and release:")
+    header, *rows = target.query(SHIPPED_ASKS)
+    for row in [header, *rows]:
+        print("    " + " | ".join("" if value is None else str(value) for value in row), flush=True)
     state_id = f"{environment}:tap-aha-to-target-duckdb"
     say(f"State: Meltano's system database, id {state_id} (meltano state get {state_id}).")
     sql = TOP_BY_REVENUE.format(schema=schema)
