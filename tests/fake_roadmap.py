@@ -105,6 +105,7 @@ class Roadmap:
         self._rng = random.Random(seed * 104_729 + 3)  # noqa: S311 - fake data, reproducible by seed
         self._next_id = 6_900_000_000_000_000_000
         self._store: dict[str, dict[str, JSON]] = {kind: {} for kind in KINDS}
+        self._unpromoted = 0  # features made by grow() that no idea was promoted to
         self._parent: dict[str, str] = {}  # key result -> goal, requirement -> feature, release -> workspace
         self._statuses = [
             {
@@ -224,6 +225,9 @@ class Roadmap:
                 stub = idea.get("feature")
                 if stub and stub["id"] not in self._store["features"]:
                     self.add_feature(stub=stub)
+            while self._unpromoted < n_ideas // 20:  # features no idea led to
+                self._unpromoted += 1
+                self.add_feature(created_at=self._when(50 + self._unpromoted))
             unpromoted = [idea for idea in ideas if not idea.get("feature")]
             epics, initiatives = (
                 list(self._store["epics"].values()),
@@ -480,11 +484,12 @@ class Roadmap:
             return cast(JSON, _copy(record))
 
     def add_feature(self, stub: JSON | None = None, **values: Any) -> JSON:
-        """A feature (from an idea's promoted-to stub, or new now) in a release, often an epic and initiative,
-        with requirements and to-dos."""
+        """A feature (from an idea's promoted-to stub, or new: now unless `created_at` is given) in a release,
+        often an epic and initiative, with requirements and to-dos."""
         with self.fake._lock:
             rng = self._rng
             n = len(self._store["features"]) + 1
+            made = values.pop("created_at", None) or fmt_ts(self.fake._now())
             if stub is None:
                 product = self.fake._products[0]
                 feature_id = self._new_id()
@@ -493,7 +498,7 @@ class Roadmap:
                     "id": feature_id,
                     "reference_num": ref,
                     "name": f"Feature {n}",
-                    "created_at": fmt_ts(self.fake._now()),
+                    "created_at": made,
                     "url": f"{HOST}/features/{ref}",
                     "resource": f"{HOST}/api/v1/features/{ref}",
                     "product_id": product["id"],
@@ -742,7 +747,8 @@ class Roadmap:
                 r for r in self._store[kind].values() if parent is None or self._parent[r["id"]] == parent
             ]
             if since is not None:
-                records = [r for r in records if _micros(parse_ts(r["updated_at"])) >= since]
+                inclusive = self.fake.updated_since_inclusive
+                records = [r for r in records if _after(_micros(parse_ts(r["updated_at"])), since, inclusive)]
             records.sort(key=lambda r: (r["created_at"], r["id"]))
             fields = [f.strip() for f in (query.get("fields") or "").split(",") if f.strip()] or None
             items = []
@@ -772,3 +778,7 @@ class Roadmap:
         if len(parts) == 3 and parts[0] == "features" and parts[2] == "requirements":
             return "requirements", parts[1], None
         return None, None, None
+
+
+def _after(changed: int, since: int, inclusive: bool) -> bool:
+    return changed > since or (inclusive and changed == since)
