@@ -176,7 +176,7 @@ class Roadmap:
                 start = date(2023, 1 + 4 * r, 1)
                 self.add_release(
                     product["id"],
-                    name=f"{prefix} {2023 + r // 2}.{r + 1}",
+                    name=f"{prefix} 2023.{r + 1}",
                     start_date=start.isoformat(),
                     release_date=(start + timedelta(days=90)).isoformat(),
                     released=r == 0,
