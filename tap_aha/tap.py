@@ -48,7 +48,7 @@ REPLICATION_KEYS: dict[str, str | None] = {
 
 
 class TapAha(Tap):
-    """Aha! ideas with their votes and comments, and the organizations, users and workspaces they point at."""
+    """Aha! ideas with their votes and comments, what they point at, and the roadmap they lead to."""
 
     name = "tap-aha"
     message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer

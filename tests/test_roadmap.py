@@ -266,3 +266,16 @@ def test_only_the_ideas_domain_makes_no_roadmap_request(seeded: FakeAha, config:
     assert not any(path.split("/")[1] in {"features", "epics", "releases", "goals", "tasks", "users"}
                    for path in requests(seeded))  # fmt: skip
     assert "/products/{id}/releases" not in requests(seeded)
+
+
+def test_a_record_deleted_between_its_listing_and_its_detail_is_skipped_not_the_stream(
+    seeded: FakeAha, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    features = seeded.roadmap.records("features")
+    gone = features[1]["id"]
+    seeded.inject("404", path_prefix=f"/features/{gone}", times=1)  # the detail GET only: lists are stubs
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config, streams=("features",))
+    assert set(live(run, "features")) == {f["id"] for f in features} - {gone}
+    assert f"Feature {gone} was deleted while it was read; skipping it." in caplog.text
+    assert "Aha! refused" not in caplog.text
