@@ -67,6 +67,15 @@ class FeaturesStream(AccountStream):
     detail_root = "feature"
     delete_audit_types = ("Feature",)
 
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The changed features; a warning when they are read for `requirements` alone."""
+        if not self.selected:
+            self.logger.warning(
+                "'requirements' is selected without 'features': the SDK then never saves the features "
+                "bookmark, so every run reads every feature again. Select 'features' too."
+            )
+        return super().get_records(context)
+
     def get_child_context(self, record: Record, context: Context | None) -> Context:
         """Requirements come from the feature's record where it holds them (None: read their listing)."""
         return {"feature_id": record["id"], "requirements": record.get("requirements")}

@@ -279,3 +279,13 @@ def test_a_record_deleted_between_its_listing_and_its_detail_is_skipped_not_the_
     assert set(live(run, "features")) == {f["id"] for f in features} - {gone}
     assert f"Feature {gone} was deleted while it was read; skipping it." in caplog.text
     assert "Aha! refused" not in caplog.text
+
+
+def test_requirements_without_features_warn_that_every_run_reads_every_feature(
+    seeded: FakeAha, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config, streams=("requirements",))
+    check_whole_stream(run, seeded.roadmap, "requirements")
+    assert run.records("features") == []
+    assert caplog.text.count("'requirements' is selected without 'features'") == 1
