@@ -107,6 +107,7 @@ class Roadmap:
         self._store: dict[str, dict[str, JSON]] = {kind: {} for kind in KINDS}
         self._unpromoted = 0  # features made by grow() that no idea was promoted to
         self._parent: dict[str, str] = {}  # key result -> goal, requirement -> feature, release -> workspace
+        self._kids: dict[str, list[str]] = {}  # the other way round: a parent's ids, oldest first
         self._statuses = [
             {
                 "id": self._new_id(),
@@ -161,6 +162,7 @@ class Roadmap:
         self._store[kind][record["id"]] = record
         if parent is not None:
             self._parent[record["id"]] = parent
+            self._kids.setdefault(parent, []).append(record["id"])
         return record
 
     def _build(self) -> None:
@@ -224,10 +226,10 @@ class Roadmap:
             for idea in ideas:
                 stub = idea.get("feature")
                 if stub and stub["id"] not in self._store["features"]:
-                    self.add_feature(stub=stub)
+                    self._add_feature(stub=stub)
             while self._unpromoted < n_ideas // 20:  # features no idea led to
                 self._unpromoted += 1
-                self.add_feature(created_at=self._when(50 + self._unpromoted))
+                self._add_feature(created_at=self._when(50 + self._unpromoted))
             unpromoted = [idea for idea in ideas if not idea.get("feature")]
             epics, initiatives = (
                 list(self._store["epics"].values()),
@@ -484,6 +486,11 @@ class Roadmap:
             return cast(JSON, _copy(record))
 
     def add_feature(self, stub: JSON | None = None, **values: Any) -> JSON:
+        """A copy of a new feature's full record (see `_add_feature`)."""
+        with self.fake._lock:
+            return self.feature(self._add_feature(stub, **values)["id"])
+
+    def _add_feature(self, stub: JSON | None = None, **values: Any) -> JSON:
         """A feature (from an idea's promoted-to stub, or new: now unless `created_at` is given) in a release,
         often an epic and initiative, with requirements and to-dos."""
         with self.fake._lock:
@@ -562,7 +569,7 @@ class Roadmap:
                 self.add_requirement(record["id"], created=updated, k=k)
             if n % 2:
                 self.add_task(record, created=updated)
-            return self.feature(record["id"])
+            return record
 
     def add_requirement(self, feature_id: str, *, created: str | None = None, k: int = 1) -> JSON:
         """A requirement of a feature (created now unless `created` is given); its feature is left alone."""
@@ -682,7 +689,7 @@ class Roadmap:
             self._store[kind].pop(record_id)
             self.fake.record_audit("destroy", AUDIT_TYPES[kind], record_id)
             if kind == "features":
-                for req_id in [r for r, parent in self._parent.items() if parent == record_id]:
+                for req_id in self._kids.get(record_id, []):
                     if self._store["requirements"].pop(req_id, None) is not None:
                         self.fake.record_audit("destroy", AUDIT_TYPES["requirements"], req_id)
 
@@ -722,7 +729,8 @@ class Roadmap:
         return cast(JSON, _copy(requirement))
 
     def _children(self, kind: str, parent_id: str) -> list[JSON]:
-        return [r for r in self._store[kind].values() if self._parent.get(r["id"]) == parent_id]
+        records = self._store[kind]
+        return [records[i] for i in self._kids.get(parent_id, []) if i in records]
 
     # ------------------------------------------------------------------ routes
 
