@@ -7,7 +7,7 @@ MELTANO_VERSION := 4.4.1
 MELTANO_VENV := $(VENV)/meltano
 MELTANO_STAMP := $(MELTANO_VENV)/.meltano-$(MELTANO_VERSION)
 
-.PHONY: install meltano run test lint bench
+.PHONY: install meltano run ask test lint bench wheel
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -34,6 +34,20 @@ meltano: $(MELTANO_STAMP)
 run: meltano
 	$(MELTANO_VENV)/bin/python scripts/run_local.py
 
+# SQL on the DuckDB file `make run` loaded last, as a small table: make ask Q="select count(*) from tap_aha.ideas"
+# (DB=path for another file). Runs with the DuckDB loader's Python, which `make run` installed.
+LOADER_PYTHON = $(or $(MELTANO_SYS_DIR_ROOT),.meltano)/loaders/target-duckdb/venv/bin/python
+ask:
+	@test -x $(LOADER_PYTHON) || { echo "make ask reads what make run loaded: run make run first" >&2; exit 1; }
+	@$(LOADER_PYTHON) scripts/ask.py $(if $(DB),--db "$(DB)") "$$Q"
+
+# The wheel a Databricks cluster or pipeline installs (docs/databricks.md): $(DIST)/tap_aha-<version>-py3-none-any.whl.
+DIST ?= dist
+wheel:
+	rm -rf build  # setuptools' staging folder: a module removed since the last build would stay in the wheel
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
+	@ls $(DIST)/tap_aha-*.whl
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -42,6 +56,6 @@ lint: install
 test: lint meltano
 	MELTANO_FOR_TESTS=$(abspath $(MELTANO_VENV))/bin/meltano $(PY) -m pytest
 
-# Requests, wall time against the rate-limit floor, CPU against a bare loop, memory, state (README, Benchmark).
+# Requests, wall time against the rate-limit floor, CPU against a bare loop, memory, state (docs/performance.md).
 bench: install
 	$(PY) -m bench

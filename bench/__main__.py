@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from bench.floor import FORMULA
+from bench.idle import idle_phase
 from bench.phases import (
     Bench,
     fault_phase,
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         throughput = None if args.skip_throughput else throughput_phase(bench)
         memory = None if args.skip_memory else memory_phase(bench)
         faults = None if args.skip_faults else fault_phase(bench)
+        idle = None if args.skip_idle else idle_phase()
         report = Report(  # before the files go: it reads the tap's log
             args=args, latency=latency, throughput=throughput, memory=memory, faults=faults, formula=FORMULA
         )
@@ -43,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.workdir
         else "(--workdir DIR keeps the files)"
     )
-    print("\n".join([*header(args, bench.streams, load), "", *report.lines(), "", kept]))
-    return 0 if report.all_met else 1
+    idle_lines = [] if idle is None else ["", *idle.lines()]
+    print("\n".join([*header(args, bench.streams, load), "", *report.lines(), *idle_lines, "", kept]))
+    return 0 if report.all_met and (idle is None or idle.met) else 1
 
 
 if __name__ == "__main__":

@@ -175,6 +175,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--skip-throughput", action="store_true", help="skip the zero-latency CPU phase")
     add("--skip-memory", action="store_true", help="skip the memory phase")
     add("--skip-faults", action="store_true", help="skip the fault and stalled-answer phase")
+    add("--skip-idle", action="store_true", help="skip the idle Lakeflow pipeline phase (bench/idle.py)")
     add("--fault-ideas", type=int, default=1000, help="ideas in the account of the fault phase")
     add("--fault-scale", type=float, default=10.0, help="k of the fault phase (10: 40 ms, 3,000/min, 150/s)")
     add("--fault-share", type=float, default=0.05, help="share of requests failing once (5xx or reset)")

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shlex
 import subprocess
 import sys
@@ -60,6 +59,8 @@ TOP_BY_REVENUE = (
     " join {schema}.idea_organizations o on o.id = voters.org_id"
     " group by all order by revenue desc nulls last limit 5"
 )
+# The question `make run` suggests a user ask next (no double quotes: it is shown inside Q="...").
+EXAMPLE_QUESTION = "select name, endorsements_count as votes from {schema}.ideas order by votes desc limit 3"
 SIMULATED_IDEAS = 300
 CREDENTIALS = ("TAP_AHA_API_KEY", "TAP_AHA_SUBDOMAIN")
 
@@ -85,16 +86,6 @@ for table, after in since.items():
     ids = [row[0] for row in con.execute(f"select id from {name}").fetchall()]
     out[table] = [total, None if last is None else str(last), new, ids]
 print(json.dumps(out))
-"""
-
-
-# Run by the loader's python: a query's rows as JSON.
-QUERY_ROWS = """
-import json, sys
-import duckdb
-con = duckdb.connect(sys.argv[1], read_only=True)
-cur = con.execute(sys.argv[2])
-print(json.dumps([[d[0] for d in cur.description], *cur.fetchall()], default=str))
 """
 
 
@@ -126,15 +117,6 @@ class Target:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         return {table: Loaded(*values) for table, values in json.loads(proc.stdout).items()}
-
-    def query(self, sql: str) -> list[list[t.Any]]:
-        """A query's column names, then its rows (`{schema}` in `sql` is this target's schema)."""
-        proc = subprocess.run(  # noqa: S603 - our own interpreter and script
-            [str(self.python), "-c", QUERY_ROWS, str(self.database), sql.format(schema=self.schema)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        rows: list[list[t.Any]] = json.loads(proc.stdout)
-        return rows
 
 
 def main() -> int:
@@ -340,7 +322,7 @@ def simulator_env(env: dict[str, str], fake: FakeAha) -> dict[str, str]:
 
 
 def report(target: Target, environment: str, tables: dict[str, Loaded], before: dict[str, Loaded]) -> None:
-    """Where the data is, what this run loaded and deleted, where the state is, and a query to run."""
+    """Where the data is, what this run loaded and deleted, what shipped, the state, a ranking, how to ask."""
     schema = target.schema
     say(f"Loaded into: {target.database}  (DuckDB, schema {schema}; Meltano environment '{environment}')")
     deleted = {table: len(set(before[table].ids) - set(loaded.ids)) for table, loaded in tables.items()}
@@ -351,20 +333,34 @@ def report(target: Target, environment: str, tables: dict[str, Loaded], before: 
         )
     say(f"Deletes applied this run: {sum(deleted.values())} rows removed (records deleted in Aha!).")
     say("Which customer asks shipped: the most-voted ideas with their feature's status and release:")
-    header, *rows = target.query(SHIPPED_ASKS)
-    for row in [header, *rows]:
-        print("    " + " | ".join("" if value is None else str(value) for value in row), flush=True)
+    show(target, SHIPPED_ASKS.format(schema=schema))
     state_id = f"{environment}:tap-aha-to-target-duckdb"
     say(f"State: Meltano's system database, id {state_id} (meltano state get {state_id}).")
-    sql = TOP_BY_REVENUE.format(schema=schema)
-    connect = f"duckdb.connect({shown(target.database)!r}, read_only=True)"
-    code = f"import duckdb; c = {connect}; c.sql({sql!r}).show()"
-    argument = shlex.quote(code) if re.search(r'["$`\\!]', code) else f'"{code}"'
-    say(
-        "The top ideas by revenue of the customer organizations that voted for them, from this folder "
-        "(with the loader's duckdb; any duckdb >= 1.0 opens the file too):"
-    )
-    print(f"    {shown(target.python)} -c {argument}", flush=True)
+    say("The top ideas by the revenue of the customer organizations that voted for them:")
+    show(target, TOP_BY_REVENUE.format(schema=schema))
+    say("Ask the loaded file your own question (any DuckDB SQL), from this folder:")
+    print(f"    {ask_command(target, EXAMPLE_QUESTION.format(schema=schema))}", flush=True)
+
+
+def show(target: Target, sql: str) -> None:
+    """A query's result as a small table, indented under our lines (scripts/ask.py, the loader's duckdb)."""
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [str(target.python), str(ROOT / "scripts" / "ask.py"), "--db", str(target.database), sql],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        say(f"WARNING: the query failed: {proc.stderr.strip()}")
+        return
+    for line in proc.stdout.splitlines():
+        print(f"    {line}", flush=True)
+
+
+def ask_command(target: Target, sql: str) -> str:
+    """`make ask Q="..."`, naming the file only when it is not the one `make ask` reads by default."""
+    database = Path(os.path.abspath(target.database))
+    loaded = sorted((ROOT / "output").glob("*.duckdb"), key=lambda path: path.stat().st_mtime)
+    named = "" if loaded and loaded[-1] == database else f" DB={shlex.quote(shown(database))}"
+    return f'make ask{named} Q="{sql}"'
 
 
 def shown(path: Path) -> str:

@@ -21,21 +21,22 @@ from requests.utils import get_environ_proxies
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
-from singer_sdk.streams import RESTStream
 
 from tap_aha.errors import AhaAPIError, AuthError, EndpointRefusedError, NotFoundError
 from tap_aha.prefetch import Abandoned, Prefetcher
 from tap_aha.progress import Progress
 from tap_aha.ratelimit import RateLimiter
+from tap_aha.sdk import SdkStream, tap_of
 from tap_aha.timestamps import format_timestamp
+from tap_aha.vote_index import RunVotes
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
     from tap_aha.settings import AhaSettings
-    from tap_aha.tap import TapAha
 
 RequestFunc = t.Callable[[requests.PreparedRequest, "Context | None"], requests.Response]
 
@@ -70,6 +71,8 @@ class AhaConnection:
     prefetcher: Prefetcher = field(init=False)
     progress: Progress = field(init=False)
     started_at: str = field(default_factory=lambda: format_timestamp(dt.datetime.now(dt.UTC)))
+    votes: RunVotes = field(default_factory=RunVotes)  # the run's one account-wide vote listing
+    _server_started_at: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         """Size the pool for the prefetch threads and build the limiter from the settings."""
@@ -93,6 +96,30 @@ class AhaConnection:
             logger=logging.getLogger("tap-aha.progress"),
         )
 
+    def answered(self, response: requests.Response) -> None:
+        """Note Aha!'s clock from the run's first answer (`server_started_at`)."""
+        if self._server_started_at is None:
+            theirs = sent_on_server_clock(response)
+            self._server_started_at = self.started_at if theirs is None else min(theirs, self.started_at)
+
+    @property
+    def server_started_at(self) -> str:
+        """The run's start on Aha!'s clock once an answer came (Date less the round trip), else ours."""
+        return self._server_started_at or self.started_at
+
+
+class HasConnection(t.Protocol):
+    """A tap that holds the run's connection (TapAha), as the streams see it."""
+
+    @property
+    def connection(self) -> AhaConnection:
+        """The run's shared connection."""
+
+
+def connection_of(tap: Tap) -> AhaConnection:
+    """The run's connection, from the tap that holds it."""
+    return t.cast("HasConnection", tap).connection
+
 
 def payload_of(response: requests.Response) -> t.Any:
     """The response body as JSON, decoded once (validate_response caches it on the response)."""
@@ -107,7 +134,7 @@ class AhaPaginator(PageNumberPaginator):
     def __init__(self, page_size: int) -> None:
         """Start at page 1; the page size decides what a full page is when pagination is missing."""
         super().__init__(start_value=1)
-        self._page_size = page_size
+        self._per_page = page_size
 
     def has_more(self, response: requests.Response) -> bool:
         """Trust the envelope; without one, a full page means there may be more."""
@@ -118,10 +145,10 @@ class AhaPaginator(PageNumberPaginator):
             if isinstance(current, int) and isinstance(total, int):
                 return current < total
         items = next((v for v in payload.values() if isinstance(v, list)), [])
-        return len(items) >= self._page_size
+        return len(items) >= self._per_page
 
 
-class AhaStream(RESTStream[int]):
+class AhaStream(SdkStream):
     """Common plumbing for all Aha! streams."""
 
     root_key: t.ClassVar[str]
@@ -132,6 +159,9 @@ class AhaStream(RESTStream[int]):
     # Aha! classes whose destroy audits are deletes of this stream's records (tap_aha.deletes reads them);
     # a stream with an `idea_id` column gets the audit's associated idea in its tombstones.
     delete_audit_types: t.ClassVar[tuple[str, ...]] = ()
+    # Records without a change time whose listing takes `updated_since` (idea users): the Lakeflow connector
+    # reads them incrementally, each with this column set to when its listing started (the table's cursor).
+    listing_cursor: t.ClassVar[str | None] = None
     # A blip costs half a second; 7 retries still wait about a minute in all. A 429 without Retry-After
     # waits longer from the start: the account's window has to move on.
     backoff_base_seconds: t.ClassVar[float] = 0.5
@@ -140,21 +170,14 @@ class AhaStream(RESTStream[int]):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Not refused until Aha! says so; this run's SCHEMA message not sent yet."""
+        """Not refused until Aha! says so."""
         super().__init__(*args, **kwargs)
         self.refused = False
-        self._schema_sent = False
-
-    def _write_schema_message(self) -> None:
-        """Send SCHEMA once per run (children sync per idea, tombstones go first): loaders flush on it."""
-        if not self._schema_sent:
-            super()._write_schema_message()
-            self._schema_sent = True
 
     @property
     def connection(self) -> AhaConnection:
         """The run's shared connection, owned by the tap."""
-        return t.cast("TapAha", self._tap).connection
+        return connection_of(tap_of(self))
 
     @property
     def settings(self) -> AhaSettings:
@@ -204,7 +227,7 @@ class AhaStream(RESTStream[int]):
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             raise RateLimitedError(f"HTTP 429 for {where}", response, _retry_after(response))
         if self.optional_endpoint and status in {HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND}:
-            raise EndpointRefusedError(self._refusal(status, where), status)
+            raise EndpointRefusedError(self._refusal(status, where), status=status, where=where)
         if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise AuthError(_auth_message(status, self.settings.api_url))
         if status == HTTPStatus.NOT_FOUND:
@@ -228,21 +251,33 @@ class AhaStream(RESTStream[int]):
         """The records under the endpoint's root key."""
         return records_of(response, self.root_key)
 
-    def _sync_records(
-        self, context: Context | None = None, *, write_messages: bool = True
-    ) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
-        """The SDK's sync loop; an optional endpoint Aha! refuses ends this stream, not the run.
+    def skip_sync(self, context: Context | None) -> bool:
+        """A stream Aha! refused this run syncs no more (no request for its other parents either)."""
+        return self.refused
 
-        The refusal is logged once; the stream's progress is dropped, so its bookmark stays where it was.
+    def on_refused(self, exc: EndpointRefusedError, context: Context | None) -> None:
+        """An optional endpoint Aha! refuses ends this stream or this parent, not the run (`skip_refused`)."""
+        self.skip_refused(exc, context)
+
+    def skip_refused(self, exc: EndpointRefusedError, context: Context | None) -> None:
+        """The one place that decides what a refusal skips, for the tap and the Lakeflow connector alike.
+
+        Inside a per-parent fan-out (a child stream's read for one parent), that parent alone, with one
+        warning naming it: every other parent's records arrive. Anywhere else, the stream for this run.
         """
-        if self.refused:
+        if self.parent_stream_type is not None and context:
+            ids = {key: value for key, value in context.items() if key.endswith("_id")} or context
+            parent = ", ".join(f"{key} {value}" for key, value in ids.items())  # not a nested record list
+            kind = vars(self.parent_stream_type).get("name", self.parent_stream_type.__name__)
+            self.logger.warning(
+                "Aha! refused %s (HTTP %s) for %s (%s): skipping the %s of that one; every other %s "
+                "record's arrive.",
+                exc.where or self.path, exc.status or "?", parent, kind, self.name, kind,
+            )  # fmt: skip
             return
-        try:
-            yield from super()._sync_records(context, write_messages=write_messages)
-        except EndpointRefusedError as exc:
-            self.refused = True
-            self.stream_state.pop("progress_markers", None)
-            self.logger.warning("%s", exc)
+        self.refused = True
+        self.stream_state.pop("progress_markers", None)  # its bookmark stays where it was
+        self.logger.warning("%s", exc)
 
     def _refusal(self, status: int, where: str) -> str:
         skipped = ", ".join(f"'{name}'" for name in (self.name, *(c.name for c in self.child_streams)))
@@ -272,7 +307,10 @@ class AhaStream(RESTStream[int]):
         prepared = self.build_prepared_request(
             method="GET", url=self.url_base + path, params=params or {}, headers=self.http_headers
         )
-        return self.request_decorator(self._request, root=root)(prepared, None)
+        return self.request_decorator(self._send, root=root)(prepared, None)
+
+    def _send(self, prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+        return self.send(prepared)
 
     def request_decorator(self, func: RequestFunc, root: str | None = None) -> RequestFunc:
         """Throttle every attempt through the shared limiter; retry transient failures.
@@ -315,6 +353,7 @@ class AhaStream(RESTStream[int]):
                     self._log_retry(exc, failures, wait)
                     self.connection.prefetcher.backoff(wait)
                 else:
+                    self.connection.answered(response)
                     return response
 
         return send
@@ -383,6 +422,8 @@ class ListingStream(AhaStream):
         self._updated_since: str | None = None
         self._walk = _Walk()
         self._signpost: str | None = None
+        self._signpost_unwritten = False
+        self._listed_at: str | None = None
 
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         """A bookmark's cap: `server_start`; a full table keeps the run's start, which never changes.
@@ -410,12 +451,15 @@ class ListingStream(AhaStream):
         self._walk.page(pagination.get("total_records") if isinstance(pagination, dict) else None)
         if self._signpost is None:
             self._lower_signpost_to_server_clock(response)
+        if self._listed_at is None:
+            self._listed_at = sent_on_server_clock(response) or format_timestamp(dt.datetime.now(dt.UTC))
         if records_of(response, self.root_key):
             yield payload
 
     def walk_pages(self, context: Context | None, since: str | None) -> Iterator[list[dict[str, t.Any]]]:
         """Pages of the records updated since `since` (all when None), each record once."""
         self._updated_since = since
+        self._listed_at = None
         given: set[int | str] = set()
         for walk_number in range(1, self.max_listing_passes + 1):
             self._walk = _Walk()
@@ -439,6 +483,10 @@ class ListingStream(AhaStream):
             "The %s listing kept changing during %d walks; going on with the union of what they read.",
             self.name, self.max_listing_passes,
         )  # fmt: skip
+
+    def listed_at(self) -> str | None:
+        """When the last `walk_pages` sent its first request, on Aha!'s clock (None before an answer)."""
+        return self._listed_at
 
     def complete(self, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
         """Full records for a page: items that carry `detail_markers` as they are, the others' details.
@@ -469,14 +517,22 @@ class ListingStream(AhaStream):
         return detail
 
     def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
-        """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left."""
+        """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left.
+
+        The answer may arrive in the listing's thread: the state is written later, by `settle_signpost`.
+        """
         ours = super().get_replication_key_signpost(None)
-        self._signpost = ours
         theirs = sent_on_server_clock(response)
-        if theirs is not None and theirs < ours:
-            self._signpost = theirs
+        lowered = theirs is not None and theirs < ours
+        self._signpost = theirs if theirs is not None and lowered else ours
+        self._signpost_unwritten = lowered
+
+    def settle_signpost(self) -> None:
+        """Write a signpost lowered to Aha!'s clock into the state, on the sync's thread (before it ends)."""
+        if self._signpost_unwritten and self._signpost:
+            self._signpost_unwritten = False
             if self.replication_key and self.selected:  # a listing read for another stream keeps no state
-                self._write_replication_key_signpost(None, theirs)
+                self.write_signpost(self._signpost)
 
 
 class ChildStream(AhaStream):
@@ -487,6 +543,22 @@ class ChildStream(AhaStream):
 
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
 
+    def records_of_parent(
+        self, context: Context, records: t.Iterable[dict[str, t.Any]] | None = None
+    ) -> list[dict[str, t.Any]] | None:
+        """One parent's records, post-processed; None where Aha! refuses that parent (`skip_refused`).
+
+        `records`: that parent's records read another way than `get_records` (lazily, so a refusal surfaces
+        here), e.g. over a Lakeflow table's window. All or nothing: a failure after the retries raises, so
+        no caller can deliver part of a parent.
+        """
+        try:
+            rows = list(self.get_records(context) if records is None else records)
+        except EndpointRefusedError as exc:
+            self.skip_refused(exc, context)
+            return None
+        return list(processed(self, rows, context))
+
     @property
     def emit_activate_version_messages(self) -> bool:
         """Never, whatever the config says: a version per parent would drop every other parent's rows.
@@ -495,6 +567,16 @@ class ChildStream(AhaStream):
         older versions.
         """
         return False
+
+
+def processed(
+    stream: AhaStream, records: t.Iterable[dict[str, t.Any]], context: Context | None = None
+) -> Iterator[dict[str, t.Any]]:
+    """The stream's records post-processed as the SDK's sync does; those it drops left out."""
+    for record in records:
+        kept = stream.post_process(record, context)
+        if kept is not None:
+            yield kept
 
 
 def records_of(response: requests.Response, root: str) -> list[dict[str, t.Any]]:

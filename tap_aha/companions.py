@@ -4,7 +4,9 @@ The idea categories of each workspace too.
 
 Each is one paged listing (about one request per 200 records, never one per idea), read with the same
 drift-safe walk, limiter and retries as the ideas. The account's plan or the key's role may refuse any of
-them: such a stream is skipped with one warning and the run goes on (`optional_endpoint`).
+them, so each says `optional_endpoint = True`: such a stream is skipped with one warning and the run goes on
+(a workspace's categories: that workspace alone). A listing that does not say so fails the run on a 404, so
+a mistyped path fails the tests (tests/test_companions.py runs every stream and expects no refusal).
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ import typing as t
 from singer_sdk import StreamSchema
 
 from tap_aha.client import ChildStream, ListingStream
+from tap_aha.errors import EndpointRefusedError
 from tap_aha.streams import EPOCH, SCHEMAS
-from tap_aha.timestamps import format_timestamp, normalize_timestamp
+from tap_aha.timestamps import format_timestamp, later_start, normalize_timestamp
 from tap_aha.vote_index import ProxyVoteIndex, changed_at
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
-
-    from tap_aha.streams import IdeaProxyVotesStream, IdeasStream
 
 
 class AccountStream(ListingStream):
@@ -29,7 +30,6 @@ class AccountStream(ListingStream):
 
     primary_keys = ("id",)
     is_sorted = False  # no documented order: bookmark promoted at stream end, capped at the run's start
-    optional_endpoint = True
     schema = StreamSchema(SCHEMAS)
     list_fields: t.ClassVar[str | None] = None  # `fields=` when the default list item is not the full one
 
@@ -48,7 +48,9 @@ class AccountStream(ListingStream):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The records changed since the bookmark (all of them for a full table)."""
         for page in self.pages(context, self.updated_since(context)):
+            self.settle_signpost()
             yield from page
+        self.settle_signpost()
 
     def pages(self, context: Context | None, since: str | None) -> t.Iterator[list[dict[str, t.Any]]]:
         """Full records changed since `since` (all: None), a page at a time: what the tap and Lakeflow read.
@@ -98,34 +100,34 @@ class IdeaVotesStream(AccountStream):
     root_key = "idea_endorsements"
     replication_key = "updated_at"
     string_fields = ("idea_id", "value")  # `value` is a decimal string such as "2.0"
+    optional_endpoint = True  # refused: idea_proxy_votes reads per idea instead
     schema = StreamSchema(SCHEMAS, key="idea_proxy_votes")  # the same vote record
     delete_audit_types = ("Ideas::IdeaEndorsement",)
 
-    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
-        """Only proxy votes when the listing is read for `idea_proxy_votes` alone (context `proxy`)."""
-        params = super().get_url_params(context, next_page_token)
-        if context and context.get("proxy"):
-            params["proxy"] = "true"
-        return params
+    def on_refused(self, exc: EndpointRefusedError, context: Context | None) -> None:
+        """Refused: the stream is skipped, and the run's vote listing is not asked for again."""
+        super().on_refused(exc, context)
+        self.connection.votes.refused = True
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """The votes changed since the bookmark; with `idea_proxy_votes` selected, its index too.
+        """The votes changed since the bookmark; the proxy votes of the ideas' window too, when wanted.
 
-        One listing then serves both (this stream syncs before the ideas): it starts at the earlier of this
-        bookmark and the ideas' window, gives this stream the votes of its own window and keeps only the
-        proxy votes of the ideas' window, for the ideas' sync to hand out.
+        One listing then serves both (`RunVotes`; the tap syncs this stream before the ideas): it starts at
+        the earlier of this bookmark and the ideas' window, gives this stream the votes of its own window and
+        offers the proxy votes of the ideas' window to `idea_proxy_votes`.
         """
         own = self.updated_since(context)
-        proxy = t.cast("IdeaProxyVotesStream", self._tap.streams["idea_proxy_votes"])
-        if not proxy.selected:
+        votes = self.connection.votes
+        if not votes.wanted:
             yield from super().get_records(context)
             return
-        window = t.cast("IdeasStream", self._tap.streams["ideas"]).window_start()
+        window = votes.since
         index = ProxyVoteIndex(window)
         for page in self.walk_pages(context, None if own is None or window is None else min(own, window)):
             index.add(page)
             yield from (vote for vote in page if own is None or changed_at(vote) >= own)
-        proxy.index = index
+        self.settle_signpost()
+        votes.offer(index)
 
 
 class IdeaOrganizationsStream(AccountStream):
@@ -136,6 +138,7 @@ class IdeaOrganizationsStream(AccountStream):
     root_key = "idea_organizations"
     replication_key = "updated_at"
     string_fields = ("revenue",)
+    optional_endpoint = True  # may need Aha!'s "Ideas Advanced" plan
     delete_audit_types = ("Ideas::IdeaOrganization",)  # the class name is assumed (README, Deletes)
     # List items are stubs (id, name, created_at, url, resource) unless the rest is named.
     list_fields = (
@@ -158,6 +161,8 @@ class IdeaUsersStream(AccountStream):
     replication_key = None
     delete_audit_types = ("Ideas::IdeaUser",)  # the class name is assumed (README, Deletes)
     list_fields = "*,title,phone"  # named explicitly, or Aha! leaves them out
+    optional_endpoint = True  # portal users: the key's role may not see them
+    listing_cursor = "listed_at"  # Lakeflow reads them as cdc, not as a snapshot re-read whole every poll
     bookmark_key: t.ClassVar[str] = "updated_since"
 
     @property
@@ -168,10 +173,9 @@ class IdeaUsersStream(AccountStream):
     def updated_since(self, context: Context | None) -> str | None:
         """The later of the stored bookmark and start_date."""
         stored = self.stream_state.get("replication_key_value")
-        values = [normalize_timestamp(stored)] if isinstance(stored, str) else []
-        if self.settings.start_date:
-            values.append(self.settings.start_date)
-        return max(values, default=None)
+        return later_start(
+            normalize_timestamp(stored) if isinstance(stored, str) else None, self.settings.start_date
+        )
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The users changed since the bookmark; then the bookmark moves to this run's start.
@@ -193,6 +197,7 @@ class IdeaPortalsStream(AccountStream):
     path = "/idea_portals"
     root_key = "idea_portals"
     replication_key = None
+    optional_endpoint = True  # the key's role may not see portals
 
 
 class ProductsStream(AccountStream):
@@ -205,6 +210,7 @@ class ProductsStream(AccountStream):
     path = "/products"
     root_key = "products"
     replication_key = None
+    optional_endpoint = True  # the key's role may not list workspaces
 
     def get_child_context(self, record: Record, context: Context | None) -> Context:
         """Idea categories are listed per workspace."""
@@ -222,6 +228,7 @@ class IdeaCategoriesStream(ChildStream, AccountStream):
     root_key = "idea_categories"
     replication_key = None
     parent_stream_type = ProductsStream
+    optional_endpoint = True  # 404 in a workspace without ideas: that workspace is skipped
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Tie each category to its workspace with the workspace's string id."""

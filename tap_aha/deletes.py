@@ -17,7 +17,7 @@ import re
 import typing as t
 from dataclasses import dataclass
 
-from tap_aha.client import AhaStream, ListingStream
+from tap_aha.client import AhaStream, ListingStream, connection_of
 from tap_aha.errors import EndpointRefusedError
 from tap_aha.timestamps import normalize_timestamp, parse_timestamp
 
@@ -25,9 +25,8 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     import requests
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
-
-    from tap_aha.tap import TapAha
 
 DELETES_BOOKMARK = "deletes"  # state["bookmarks"]["deletes"]: {"replication_key_value": <audit time>}
 DELETED_AT = "_sdc_deleted_at"
@@ -70,7 +69,7 @@ class AuditsStream(ListingStream):
     optional_endpoint = True
     schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {"id": {"type": "string"}}}
 
-    def __init__(self, tap: TapAha, since: str | None, until: str) -> None:
+    def __init__(self, tap: Tap, since: str | None, until: str) -> None:
         """A read of the destroy audits created in [since, until); `since` None: all the log holds."""
         super().__init__(tap=tap)
         self._window: dict[str, str] = {"audit_action": "destroy", "created_before": until}
@@ -172,34 +171,35 @@ def audit_log_start(now: dt.datetime) -> dt.datetime:
 
 
 def read_deletions(
-    tap: TapAha, streams: Sequence[AhaStream], since: str | None, until: str
+    tap: Tap, streams: Sequence[AhaStream], since: str | None, until: str
 ) -> tuple[list[Deletion], AuditsStream]:
     """The deletions of these streams' records audited in [since, until), and the stream that read them."""
     audits = AuditsStream(tap, since, until)
     return audits.destroys().deletions({stream.name: stream for stream in streams}), audits
 
 
-def capture_deletes(tap: TapAha) -> None:
+def capture_deletes(tap: Tap) -> bool:
     """Before the streams sync: tombstones for what was deleted since the delete bookmark, then the bookmark.
 
     The bookmark is promoted only after the read and the tombstones: a run killed earlier reads them again.
-    A first run reads nothing (nothing is loaded yet); a state from before deletes were captured reads from
-    the ideas bookmark. The new bookmark is the run's start, lowered to Aha!'s clock.
+    A first run reads nothing (nothing is loaded yet) and returns True: its bookmark is set once the streams
+    synced (`start_deletes_bookmark`), when an answer has told Aha!'s clock. A state from before deletes were
+    captured reads from the ideas bookmark. The new bookmark is the run's start, lowered to Aha!'s clock.
     """
-    if not tap.settings.capture_deletes:
-        return
+    connection = connection_of(tap)
+    if not connection.settings.capture_deletes:
+        return False
     logger = tap.logger
     bookmarks: dict[str, t.Any] = tap.state.setdefault("bookmarks", {})
-    start = tap.connection.started_at
+    start = connection.started_at
     since = _bookmark(bookmarks, DELETES_BOOKMARK) or _bookmark(bookmarks, "ideas")
     if since is None:
-        bookmarks[DELETES_BOOKMARK] = {"replication_key_value": start}
-        return
+        return True
     streams = [
         s for s in tap.streams.values() if s.selected and isinstance(s, AhaStream) and s.delete_audit_types
     ]
     if not streams:
-        return
+        return False
     if parse_timestamp(since) < audit_log_start(dt.datetime.now(dt.UTC)):
         logger.warning(
             "The delete bookmark %s is older than Aha!'s audit log (12 months): records deleted before "
@@ -215,19 +215,27 @@ def capture_deletes(tap: TapAha) -> None:
             exc,
         )
         bookmarks[DELETES_BOOKMARK] = {"replication_key_value": since}
-        return
+        return False
     for stream in streams:
         mine = [deletion for deletion in deletions if deletion.stream == stream.name]
         if mine:
-            stream._write_schema_message()
+            stream.write_schema()
             columns = stream.schema["properties"]
             for deletion in mine:
-                stream._write_record_message(deletion.tombstone(columns))
+                stream.write_record(deletion.tombstone(columns))
     logger.info(
         "Deletes since %s: %d tombstones sent, from %d destroy audits (requests to /audits: %d).",
         since, len(deletions), len(audits.read.audits), audits.read.requests,
     )  # fmt: skip
     bookmarks[DELETES_BOOKMARK] = {"replication_key_value": audits.server_start()}
+    return False
+
+
+def start_deletes_bookmark(tap: Tap) -> None:
+    """A first run's delete bookmark: its start on Aha!'s clock (told by the first answer), in the state."""
+    bookmarks: dict[str, t.Any] = tap.state.setdefault("bookmarks", {})
+    bookmarks[DELETES_BOOKMARK] = {"replication_key_value": connection_of(tap).server_started_at}
+    tap.state_writer.write_state(tap.state)
 
 
 def _bookmark(bookmarks: Mapping[str, t.Any], name: str) -> str | None:

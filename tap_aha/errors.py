@@ -34,9 +34,13 @@ class NotFoundError(TapAhaError, FatalAPIError):
 
 
 class EndpointRefusedError(TapAhaError, FatalAPIError):
-    """Aha! refuses an optional endpoint (403, or 404 where the plan lacks it): its stream is skipped."""
+    """Aha! refuses an optional endpoint (403, or 404 where the plan lacks it): its stream is skipped.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        """The message, and the HTTP status: a 404 on one record's detail is a deletion, not a refusal."""
+    Inside a per-parent fan-out only that parent is skipped (`AhaStream.skip_refused` decides).
+    """
+
+    def __init__(self, message: str, *, status: int = 0, where: str = "") -> None:
+        """Keep the status and the request, for a warning that names the parent instead of the stream."""
         super().__init__(message)
         self.status = status
+        self.where = where

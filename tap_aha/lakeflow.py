@@ -16,8 +16,12 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
 * the tables' Spark schemas and records converted to them (`tap_aha.spark_schema`).
 
 The idea tables are read through the window of changed ideas; the companion and roadmap tables (votes,
-organizations, users, portals, workspaces, categories, features, releases...) over their own listings: `cdc`
-ones with the same offsets, cap and batches, `snapshot` ones whole once per pass.
+organizations, users, portals, workspaces, categories, features, releases...) over their own listings, a
+child table (categories, releases, key results, requirements) through its parent's records (`_rows`):
+`cdc` ones with the same offsets, cap and batches (idea users, which have no change time: one batch per
+pass, their cursor `listed_at` the moment its listing started), `snapshot` ones whole once per pass, a new
+pass at most every `snapshot_interval_seconds`. What a refusal or a failed request means:
+docs/operations-failures.md.
 
 pyspark is optional: only `get_table_schema` needs it, and imports it when called.
 """
@@ -26,28 +30,31 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import typing as t
 from bisect import bisect_right
+from itertools import chain
 from operator import itemgetter
 
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_aha.client import processed
 from tap_aha.companions import AccountStream
 from tap_aha.errors import EndpointRefusedError, SettingsError
-from tap_aha.lakeflow_deletes import deleted_rows
-from tap_aha.settings import AhaSettings, optional_integer
+from tap_aha.lakeflow_deletes import Key, Row, deleted_rows
+from tap_aha.settings import SETTINGS, AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
 from tap_aha.streams import EPOCH, IdeaProxyVotesStream
 from tap_aha.tap import STREAM_NAMES, TapAha
-from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
+from tap_aha.timestamps import format_timestamp, later_start, normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from pyspark.sql.types import StructType
 
-    from tap_aha.client import AhaStream
+    from tap_aha.client import AhaStream, ChildStream
     from tap_aha.streams import IdeaChildStream, IdeasStream
     from tap_aha.vote_index import ProxyVoteIndex
 
@@ -61,21 +68,19 @@ INGESTION_TYPE = "cdc_with_deletes"
 SNAPSHOT = "snapshot"
 
 
-def _tap_settings() -> tuple[str, ...]:
-    """The tap's own settings, in its order; the SDK's built-ins (stream maps, batches…) do not apply."""
-    builtins: dict[str, t.Any] = {"properties": {}}
-    TapAha.append_builtin_config(builtins)
-    return tuple(
-        name for name in TapAha.config_jsonschema["properties"] if name not in builtins["properties"]
-    )
-
-
-# The options the connector reads; connector_spec.yaml declares exactly these (a test compares them).
-CONNECTION_OPTIONS: tuple[str, ...] = _tap_settings()
-TABLE_OPTIONS: tuple[str, ...] = ("max_records_per_batch", "poll_interval_seconds")
-# A continuous query may ask for its next batch every few milliseconds: a table that has caught up lists
-# Aha! again at most this often, so an idle pipeline costs a few requests a minute of the account's 300.
-DEFAULT_POLL_INTERVAL = 30
+# The options the connector reads: the tap's own settings (connector_spec.yaml declares exactly these).
+CONNECTION_OPTIONS: tuple[str, ...] = tuple(setting.name for setting in SETTINGS)
+TABLE_OPTIONS: tuple[str, ...] = (
+    "max_records_per_batch",
+    "poll_interval_seconds",
+    "snapshot_interval_seconds",
+)
+# A continuous query may ask for its next batch every few milliseconds: a `cdc` table (and its delete flow)
+# that has caught up lists Aha! again at most once a minute, one request each when nothing changed; a
+# `snapshot` table, read whole, at most once an hour. An idle pipeline of every table then spends about 14
+# of the account's 300 requests a minute (docs/operations-failures.md; `python -m bench.idle` measures it).
+DEFAULT_POLL_INTERVAL = 60
+DEFAULT_SNAPSHOT_INTERVAL = 3600
 # Set by the Lakeflow framework or Spark rather than the user; accepted and ignored (keys are lower-cased).
 FRAMEWORK_OPTIONS = frozenset(
     {
@@ -83,8 +88,6 @@ FRAMEWORK_OPTIONS = frozenset(
         "path", "scd_type", "primary_keys", "sequence_by",
     }
 )  # fmt: skip
-Key = tuple[str, str]  # (updated_at in Aha!'s form, id): the order every read follows (deletes: deleted at)
-Row = dict[str, t.Any]
 _ONE_MS = dt.timedelta(milliseconds=1)
 _first = itemgetter(0)
 
@@ -113,10 +116,12 @@ class _Listing:
 
 
 class _EmbeddedTap(TapAha):
-    """The tap inside a Spark driver or notebook, whose signals stay the host's."""
+    """The tap inside a Spark driver or notebook, whose signals stay the host's.
 
-    def _setup_signal_handlers(self) -> None:
-        """Leave SIGINT and SIGTERM alone: the CLI's handler prints a STATE line and exits the process."""
+    The CLI's handler of SIGINT and SIGTERM prints a STATE line and exits the process.
+    """
+
+    handles_signals = False
 
 
 class LakeflowConnect:
@@ -144,8 +149,11 @@ class LakeflowConnect:
         self._raw_settings = settings
         self._settings = AhaSettings.from_config(settings)
         self._default_batch = _batch_limit(table_options, None)
-        self._default_poll = _poll_interval(table_options, DEFAULT_POLL_INTERVAL)
-        self._tap: TapAha | None = None
+        self._default_poll = _interval(table_options, "poll_interval_seconds", DEFAULT_POLL_INTERVAL)
+        self._default_snapshot = _interval(
+            table_options, "snapshot_interval_seconds", DEFAULT_SNAPSHOT_INTERVAL
+        )
+        self._embedded: TapAha | None = None
         self._listings: dict[str, _Listing] = {}  # by the same names as the passes
         self._votes_listed: tuple[str, Key | None, ProxyVoteIndex | None] | None = None
         self._tap_instance()  # fail now on anything the SDK's own validation rejects
@@ -219,12 +227,13 @@ class LakeflowConnect:
         records are never split between batches).
         """
         table = _check_table(table_name)
-        limit, poll = self._table_options(table_options)
+        limit, poll, snapshot_poll = self._table_options(table_options)
         offset = dict(start_offset or {})
-        current = self._pass(table, offset, poll)
+        self._start_clean()
+        stream = self._stream(table)
+        current = self._pass(table, offset, snapshot_poll if _is_snapshot(stream) else poll)
         if current is None:
             return iter([]), offset
-        stream = self._stream(table)
         if isinstance(stream, AccountStream):
             records, next_offset = self._read_companion(stream, offset, None, limit, current.cap)
         else:
@@ -245,11 +254,12 @@ class LakeflowConnect:
         batches and `poll_interval_seconds` behave as read_table's.
         """
         table = _check_table(table_name)
-        limit, poll = self._table_options(table_options)
+        limit, poll, _ = self._table_options(table_options)
         offset = dict(start_offset or {})
         stream = self._stream(table)
         if not self._has_delete_flow(stream):  # a snapshot table, or deletes not captured: nothing to read
             return iter([]), offset
+        self._start_clean()
         current = self._pass(_deletes(table), offset, poll)
         if current is None:
             return iter([]), offset
@@ -283,6 +293,7 @@ class LakeflowConnect:
         table = _check_table(table_name)
         self._table_options(table_options)  # the same option checks as read_table
         stream = self._stream(table)
+        self._start_clean()
         if deletes:
             end = _parse_offset(end_offset)
             if end is None or not self._has_delete_flow(stream):
@@ -291,13 +302,18 @@ class LakeflowConnect:
             return self._read_deletes(stream, _parse_offset(start_offset), end, None, cap)[0]
         cap = self._pass_cap(table)
         if isinstance(stream, AccountStream):
-            return self._read_companion(stream, dict(start_offset or {}), end_offset, None, cap)[0]
+            start_companion, end_companion = dict(start_offset or {}), dict(end_offset or {})
+            return self._read_companion(stream, start_companion, end_companion, None, cap)[0]
         end = _parse_offset(end_offset)
         if end is None:
             return []
         return self._read(table, _parse_offset(start_offset), end, None, cap)[0]
 
     # ------------------------------------------------------------------ passes and listings
+
+    def _start_clean(self) -> None:
+        """Drop what an earlier read left in the prefetcher: after a failure, the next read retries it."""
+        self.tap.connection.prefetcher.discard()
 
     def _pass(self, name: str, offset: dict[str, t.Any], poll: int) -> _Pass | None:
         """The pass a forward read from `offset` belongs to; None while a caught-up table waits for its next.
@@ -353,10 +369,7 @@ class LakeflowConnect:
         Records that share the start's cursor then come back whether Aha! treats the filter as inclusive.
         """
         since = None if start is None else format_timestamp(parse_timestamp(start[0]) - _ONE_MS)
-        start_date = self._settings.start_date
-        if start_date is not None and (since is None or since < start_date):
-            since = start_date
-        return since
+        return later_start(since, self._settings.start_date)
 
     # ------------------------------------------------------------------ the idea tables
 
@@ -388,7 +401,7 @@ class LakeflowConnect:
             chosen = ideas[: min(limit or len(ideas), quota or len(ideas))]
             return [columns.record(idea) for _, idea in chosen], [key for key, _ in chosen]
         child = t.cast("IdeaChildStream", self._stream(table))
-        index = self._vote_index(child)
+        index = self._vote_index(child) if ideas else None
         if index is None:
             parent.prefetch_children([idea for _, idea in ideas], [child])
         records: list[dict[str, t.Any]] = []
@@ -396,8 +409,12 @@ class LakeflowConnect:
         try:
             for key, idea in ideas:
                 context = parent.get_child_context(idea, None)
-                rows = child.get_records(context) if index is None else index.get(idea["id"])
-                records.extend(columns.record(row) for row in _processed(child, [rows], context))
+                rows = (
+                    child.records_of_parent(context)
+                    if index is None
+                    else list(processed(child, index.get(idea["id"]), context))
+                )
+                records.extend(columns.record(row) for row in rows or ())
                 read.append(key)
                 if (limit and len(records) >= limit) or (quota and len(read) >= quota):
                     break
@@ -460,38 +477,68 @@ class LakeflowConnect:
                 finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
                 if start_offset and _snapshot_offset(start_offset) == finished:
                     return [], finished
-                return [columns.record(record) for record in self._companion_rows(stream, None)], finished
+                return [columns.record(record) for record in self._rows(stream, None)], finished
             start = _parse_offset(start_offset)
             end = None if end_offset is None else _parse_offset(end_offset)
-            rows = self._listed(
-                stream.name,
-                (start, end),
-                cap,
-                lambda since: _keyed(self._companion_rows(stream, since), cap),
-            )[:limit]
+            if end_offset is not None and end is None:  # a replay up to the very start: nothing
+                return [], {}
+            if stream.listing_cursor:  # one batch per pass: a pass's records share its listing's moment
+                limit = None
+            label = None if end is None else end[0]  # a replayed batch keeps the moment it was read with
+            after = None if start is None else start[0]
+            changed = functools.partial(self._changed, stream, cap=cap, label=label, after=after)
+            rows = self._listed(stream.name, (start, end), cap, changed)[:limit]
             next_offset = _next_offset(start_offset, start, rows[-1][0] if rows else None)
             return [columns.record(row) for _, row in rows], next_offset
-        except EndpointRefusedError as exc:
-            logger.warning("%s", exc)
+        except EndpointRefusedError as exc:  # the table (or its parent's listing): nothing delivered
+            stream.skip_refused(exc, None)
             return [], dict(start_offset or {})
 
-    def _companion_rows(
-        self, stream: AccountStream, since: str | None, context: dict[str, t.Any] | None = None
-    ) -> Iterator[Row]:
-        """A companion table's full records changed since `since` (None: all of them).
+    def _rows(self, stream: AccountStream, since: str | None) -> Iterator[Row]:
+        """A companion or roadmap table's full records changed since `since` (None: all of them).
 
         A child table's (categories, releases, key results, requirements) through its parent's records: a
-        parent with a cursor (features) over the same window, one without (workspaces, goals) whole.
+        parent with a cursor (features) over the same window, one without (workspaces, goals) whole. A parent
+        Aha! refuses is skipped alone (`ChildStream.records_of_parent`); any other failure raises, so a read
+        is whole or not delivered.
         """
         parent_type = stream.parent_stream_type
-        if parent_type is not None and context is None:
-            parent = t.cast("AccountStream", self._stream(vars(parent_type)["name"]))
-            for record in self._companion_rows(parent, since if parent.replication_key else None):
-                child_context = parent.get_child_context(record, None)
-                if child_context:
-                    yield from self._companion_rows(stream, since, dict(child_context))
+        if parent_type is None:
+            yield from _processed(stream, stream.pages(None, since))
             return
-        yield from _processed(stream, stream.pages(context, since), context)
+        parent = t.cast("AccountStream", self._stream(vars(parent_type)["name"]))
+        child = t.cast("ChildStream", stream)
+        for record in self._rows(parent, since if parent.replication_key else None):
+            context = dict(parent.get_child_context(record, None) or {})
+            if context:
+                pages = stream.pages(context, since)
+                yield from child.records_of_parent(context, chain.from_iterable(pages)) or []
+
+    def _changed(
+        self, stream: AccountStream, since: str | None, *, cap: str, label: str | None, after: str | None
+    ) -> Iterator[tuple[Key, Row]]:
+        """A cdc table's records changed since `since`, keyed, up to `cap`.
+
+        Records without a change time (`listing_cursor`) get as their cursor the moment their listing
+        started, capped (a version read after the cap comes again, with a later cursor, in the next pass), or
+        `label`. Such a table is read one pass per batch, so the next pass lists from that moment. Aha!'s
+        clock counts whole seconds: a moment not after the last pass's (`after`) becomes 1 ms after it, still
+        before this listing began.
+        """
+        records = self._rows(stream, since)
+        column = stream.listing_cursor
+        if column is None:
+            yield from _keyed(records, cap)
+            return
+        rows = list(records)
+        moment = label or min(cap, stream.listed_at() or cap)
+        if label is None and after is not None and moment <= after:
+            moment = format_timestamp(parse_timestamp(after) + _ONE_MS)
+            if moment > cap:
+                return
+        for record in rows:
+            record[column] = moment
+            yield (moment, record["id"]), record
 
     # ------------------------------------------------------------------ options and streams
 
@@ -500,22 +547,26 @@ class LakeflowConnect:
 
     def _tap_instance(self) -> TapAha:
         """The tap whose streams are read (built lazily, so a pickled connector holds no sockets)."""
-        if self._tap is None:
+        if self._embedded is None:
             try:
-                self._tap = _EmbeddedTap(config=_tap_config(self._settings), validate_config=True)
+                self._embedded = _EmbeddedTap(config=_tap_config(self._settings), validate_config=True)
             except ConfigValidationError as exc:
                 raise SettingsError(f"Invalid settings: {'; '.join(exc.errors) or exc}") from None
-        return self._tap
+        return self._embedded
 
-    def _table_options(self, table_options: Mapping[str, t.Any]) -> tuple[int | None, int]:
-        """A read's batch size and poll interval; connection options may only repeat the connection's."""
+    def _table_options(self, table_options: Mapping[str, t.Any]) -> tuple[int | None, int, int]:
+        """A read's batch size and intervals; connection options may only repeat the connection's."""
         settings, table = _split_options(table_options)
         for name, value in settings.items():
             if str(value).strip() != str(self._raw_settings.get(name, "")).strip():
                 raise SettingsError(
                     f"Option '{name}' is a connection option: set it on the connection, not per table."
                 )
-        return _batch_limit(table, self._default_batch), _poll_interval(table, self._default_poll)
+        return (
+            _batch_limit(table, self._default_batch),
+            _interval(table, "poll_interval_seconds", self._default_poll),
+            _interval(table, "snapshot_interval_seconds", self._default_snapshot),
+        )
 
     def _quota(self, current: _Pass) -> int | None:
         """Ideas this pass may still read under `max_ideas` (None: no limit)."""
@@ -525,8 +576,8 @@ class LakeflowConnect:
 
 
 def _is_snapshot(stream: AhaStream) -> bool:
-    """A companion table without a cursor: read whole once per pass."""
-    return isinstance(stream, AccountStream) and not stream.replication_key
+    """A companion table without a cursor (nor a listing that stands in for one): read whole once per pass."""
+    return isinstance(stream, AccountStream) and not stream.replication_key and not stream.listing_cursor
 
 
 def _deletes(table: str) -> str:
@@ -534,15 +585,10 @@ def _deletes(table: str) -> str:
     return f"{table}:deletes"
 
 
-def _processed(
-    stream: AhaStream, pages: Iterable[Iterable[Row]], context: Mapping[str, t.Any] | None = None
-) -> Iterator[Row]:
-    """The stream's records from its pages, post-processed; those it drops left out."""
+def _processed(stream: AhaStream, pages: Iterable[Iterable[Row]]) -> Iterator[Row]:
+    """The stream's records from its pages, post-processed as the SDK's sync does (`processed`)."""
     for page in pages:
-        for record in page:
-            processed = stream.post_process(record, context)
-            if processed is not None:
-                yield processed
+        yield from processed(stream, page)
 
 
 def _keyed(records: Iterable[Row], cap: str) -> Iterator[tuple[Key, Row]]:
@@ -587,8 +633,8 @@ def _waits(since: str, poll: int) -> bool:
     return dt.datetime.now(dt.UTC) - parse_timestamp(since) < dt.timedelta(seconds=poll)
 
 
-def _poll_interval(table: Mapping[str, t.Any], default: int) -> int:
-    value = optional_integer(table, "poll_interval_seconds", minimum=0)
+def _interval(table: Mapping[str, t.Any], name: str, default: int) -> int:
+    value = optional_integer(table, name, minimum=0)
     return default if value is None else value
 
 
@@ -648,8 +694,12 @@ def _next_offset(
 
 
 def _cursor_field(stream: AhaStream) -> str:
-    """Portal comments have no updated_at; created_at orders their (repeated, identical) rows."""
-    return stream.replication_key or "created_at"
+    """Portal comments have no updated_at; created_at orders their (repeated, identical) rows.
+
+    Idea users have none either, but their listing takes `updated_since`: the moment of the listing that
+    read a version (`listing_cursor`) orders them.
+    """
+    return stream.replication_key or stream.listing_cursor or "created_at"
 
 
 __all__ = ["CONNECTION_OPTIONS", "TABLES", "TABLE_OPTIONS", "LakeflowConnect"]

@@ -15,10 +15,11 @@ from tap_aha.errors import EndpointRefusedError
 
 if t.TYPE_CHECKING:
     from tap_aha.client import AhaStream
-    from tap_aha.lakeflow import Key, Row
     from tap_aha.tap import TapAha
 
 logger = logging.getLogger(__name__)
+Key = tuple[str, str]  # (a cursor in Aha!'s form, an id): the order every Lakeflow read follows
+Row = dict[str, t.Any]
 
 
 def deleted_rows(

@@ -10,6 +10,19 @@ keeps sending more than a window of requests.
 A request that waits (a back-off, a slow answer) holds only its own idea: the window goes on filling behind
 it, and `run_ahead` lists the next page of ideas while the current one is still being written, so the
 workers always have a page of ideas to fetch for.
+
+Invariants (tests/test_threads.py and tests/test_prefetch.py check them):
+
+1. Workers and the listing thread only fetch: no Singer message and no SDK state write happens in them
+   (`tap_aha.sdk` raises `StateWriteFromWorker` if one tries; a lowered bookmark is noted in the listing
+   thread and written by the sync's thread).
+2. Every fetch sends its requests through the same `request_decorator`: the shared rate limiter and retries.
+3. At most `workers` requests are in flight from workers (a back-off gives its slot up), and at most the
+   look-ahead window of planned fetches runs ahead of the one the consumer takes.
+4. `take` hands a planned fetch's result (or its error) to the consumer in the consumer's order, and runs an
+   unplanned one in the consumer's own thread.
+5. Once a fetch failed for good, the later fetches of that generation fail with its error without a
+   request; `discard` starts a new generation, so the next sync or Lakeflow read starts clean.
 """
 
 from __future__ import annotations

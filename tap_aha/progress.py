@@ -37,7 +37,7 @@ class Progress:
     ) -> None:
         """Report to `logger`; the ETA assumes the sustained rate the limits allow."""
         self._rate_limit = min(per_minute / 60.0, float(per_second))
-        self._logger = logger
+        self._log = logger
         self._interval = INTERVAL_SECONDS
         self._clock = clock
         self._lock = threading.Lock()
@@ -69,7 +69,7 @@ class Progress:
         with self._lock:
             requests = self._requests
         of = "" if listed is None else f" of {listed:,}"
-        self._logger.info("Progress: %s %s%s, %s requests in all", stream, f"{done:,}", of, f"{requests:,}")
+        self._log.info("Progress: %s %s%s, %s requests in all", stream, f"{done:,}", of, f"{requests:,}")
 
     def start(self) -> None:
         """Report at least every INTERVAL_SECONDS until `stop`, also while every request waits."""
@@ -87,7 +87,7 @@ class Progress:
 
     def report(self) -> None:
         """Log one progress line now."""
-        self._logger.info("%s", self.line())
+        self._log.info("%s", self.line())
 
     def line(self) -> str:
         """`Progress: ideas 400 of 1,000 (40%), 942 requests, 5.0 requests/s, about 2 min 0 s left ...`."""

@@ -4,7 +4,8 @@ Features, epics, releases and their phases, initiatives, goals and key results, 
 users and idea themes.
 
 Each is a listing read like the companions (`AccountStream`): paged, drift-safe, filtered by `updated_since`
-where Aha! offers it, skipped with one warning where the plan or the key's role refuses it. Most roadmap
+where Aha! offers it, skipped with one warning where the plan or the key's role refuses it (each says
+`optional_endpoint = True`; a stream read per parent skips only the parent refused). Most roadmap
 lists send stubs: they ask `fields=` for the rest, and whatever item still lacks the detail fields is
 completed with one GET (`detail_markers`), decided per item from what came back. Releases, key results and
 requirements have no account-wide list: they are read per workspace, goal or feature (`parent_stream_type`);
@@ -59,6 +60,7 @@ class FeaturesStream(AccountStream):
     name = "features"
     path = "/features"
     root_key = "features"
+    optional_endpoint = True  # a plan without Aha! Roadmaps (404), or the key's role (403)
     replication_key = "updated_at"
     string_fields = ("product_id",)
     list_fields = _fields(FEATURE_FIELDS)
@@ -87,6 +89,7 @@ class EpicsStream(AccountStream):
     name = "epics"
     path = "/epics"
     root_key = "epics"
+    optional_endpoint = True  # a plan without Aha! Roadmaps, or the key's role
     replication_key = "updated_at"
     string_fields = ("product_id",)
     list_fields = _fields(EPIC_FIELDS)
@@ -106,6 +109,7 @@ class ReleasesStream(ChildStream, AccountStream):
     name = "releases"
     path = "/products/{product_id}/releases"
     root_key = "releases"
+    optional_endpoint = True  # a workspace the key's role may not read: that workspace alone
     replication_key = "updated_at"
     parent_stream_type = ProductsStream
     string_fields = ("product_id",)
@@ -133,6 +137,7 @@ class ReleasePhasesStream(AccountStream):
     name = "release_phases"
     path = "/release_phases"
     root_key = "release_phases"
+    optional_endpoint = True  # a plan without Aha! Roadmaps, or the key's role
     replication_key = None
     string_fields = ("release_id",)  # an integer in Aha!'s answers; a string like every other id here
     delete_audit_types = ("ReleasePhase",)
@@ -144,6 +149,7 @@ class InitiativesStream(AccountStream):
     name = "initiatives"
     path = "/initiatives"
     root_key = "initiatives"
+    optional_endpoint = True  # a plan without strategy records, or the key's role
     replication_key = "updated_at"
     string_fields = ("product_id",)
     detail_markers = ("updated_at",)
@@ -158,6 +164,7 @@ class GoalsStream(AccountStream):
     name = "goals"
     path = "/goals"
     root_key = "goals"
+    optional_endpoint = True  # a plan without strategy records, or the key's role
     replication_key = None
     string_fields = ("product_id",)
     delete_audit_types = ("Goal", "StrategicImperative")  # goals are `StrategicImperative` in to-dos
@@ -208,6 +215,7 @@ class KeyResultsStream(NestedStream):
     name = "key_results"
     path = "/goals/{goal_id}/key_results"
     root_key = "key_results"
+    optional_endpoint = True  # a goal Aha! refuses: that goal alone
     replication_key = None
     parent_stream_type = GoalsStream
     nested_key = "key_results"
@@ -226,6 +234,7 @@ class RequirementsStream(NestedStream):
     name = "requirements"
     path = "/features/{feature_id}/requirements"
     root_key = "requirements"
+    optional_endpoint = True  # a feature Aha! refuses: that feature alone
     replication_key = "updated_at"
     parent_stream_type = FeaturesStream
     nested_key = "requirements"
@@ -241,6 +250,7 @@ class ToDosStream(AccountStream):
     name = "to_dos"
     path = "/tasks"
     root_key = "tasks"
+    optional_endpoint = True  # the key's role
     replication_key = "updated_at"
     string_fields = ("product_id",)
     list_fields = _fields(TASK_FIELDS)
@@ -256,6 +266,7 @@ class UsersStream(AccountStream):
     name = "users"
     path = "/users"
     root_key = "users"
+    optional_endpoint = True  # listing the staff may take an administrator's key (403)
     replication_key = None
     delete_audit_types = ("User",)
 
@@ -266,6 +277,7 @@ class IdeaThemesStream(AccountStream):
     name = "idea_themes"
     path = "/idea_themes"
     root_key = "idea_themes"
+    optional_endpoint = True  # not in the REST reference: an account may not serve it (404)
     replication_key = None
     string_fields = ("product_id",)
     delete_audit_types = ("Ideas::IdeaTheme",)

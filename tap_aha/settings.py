@@ -5,6 +5,7 @@ Values may arrive as JSON types (config file) or as strings (environment, Spark 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import typing as t
@@ -88,6 +89,60 @@ class AhaSettings:
             capture_deletes=_boolean(config, "capture_deletes", default=cls.capture_deletes),
             user_agent=_text(config, "user_agent") or cls.user_agent,
         )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting as users see it; the config schema, the Lakeflow options and the tests derive from these.
+
+    `kind` is a JSON-schema type, or "date-time"; the default is AhaSettings' own (none for the others).
+    """
+
+    name: str
+    kind: str
+    description: str
+    required: bool = False
+    secret: bool = False
+
+    @property
+    def default(self) -> t.Any:
+        """AhaSettings' default for this setting, None where it has none."""
+        field = _FIELDS.get(self.name)
+        if field is None or field.default is dataclasses.MISSING or field.default is None:
+            return None
+        return field.default
+
+
+_FIELDS = {field.name: field for field in dataclasses.fields(AhaSettings)}
+
+# Every setting of the tap, in the order users read them; `subdomain` becomes `api_url` once checked.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("api_key", "string", "Aha! API key or OAuth token (sent as a Bearer token).", required=True,
+            secret=True),
+    Setting("subdomain", "string", "Account name: 'acme', 'acme.aha.io', 'https://acme.aha.io/' or a "
+            "regional 'acme.euw4.aha.io'. Required unless api_url is set."),
+    Setting("api_url", "string", "Override of https://{subdomain}.aha.io/api/v1 (a proxy, a test server); "
+            "plain http only for loopback hosts."),
+    Setting("start_date", "date-time", "Earliest updated_at read on the first run (ISO-8601)."),
+    Setting("ideas_workflow_status", "string", "Only ideas in this workflow status (id or name)."),
+    Setting("ideas_q", "string", "Only ideas whose name matches this search."),
+    Setting("max_ideas", "integer",
+            "Stop after this many ideas (trials); such a run keeps the old bookmark."),
+    Setting("page_size", "integer", "Records per page, 1 to 200 (the API maximum)."),
+    Setting("requests_per_minute", "integer", "Client-side limit; Aha! allows 300 a minute per account."),
+    Setting("requests_per_second", "integer", "Client-side limit; Aha! allows 20 a second per account."),
+    Setting("request_timeout", "number", "Seconds to wait for one response before retrying."),
+    Setting("max_retries", "integer", "Retries of a failed request (5xx, timeout, broken body); 429s are "
+            "waited out under max_rate_limit_wait instead."),
+    Setting("max_rate_limit_wait", "number", "Seconds one request keeps waiting out HTTP 429 (rate limit) "
+            "answers, honouring Retry-After, before the run stops (default 900)."),
+    Setting("parallel_requests", "integer", "Requests in flight at once for details, votes and comments "
+            "(1-16); the rate limits still apply to all of them."),
+    Setting("include_spam_portal_comments", "boolean", "Also read portal comments Aha! marked as spam."),
+    Setting("capture_deletes", "boolean", "Send a tombstone (_sdc_deleted_at) for each record deleted in "
+            "Aha!, read from its audit log."),
+    Setting("user_agent", "string", "User-Agent header sent to Aha!."),
+)  # fmt: skip
 
 
 def _text(config: t.Mapping[str, t.Any], name: str) -> str | None:

@@ -132,9 +132,12 @@ def table_columns(stream: AhaStream) -> Column:
     """A stream's columns, compiled once from its own JSON schema (the one its SCHEMA message carries).
 
     Singer's delete marker `_sdc_deleted_at` is left out: Lakeflow reads deletes through its delete flow.
+    A stream's `listing_cursor` is added: the connector fills it.
     """
     if stream.name not in _COLUMNS:
         properties = {name: node for name, node in stream.schema["properties"].items() if name != DELETED_AT}
+        if stream.listing_cursor:
+            properties[stream.listing_cursor] = {"type": ["string", "null"], "format": "date-time"}
         _COLUMNS[stream.name] = compile_schema({**stream.schema, "properties": properties})
     return _COLUMNS[stream.name]
 

@@ -13,13 +13,12 @@ from tap_aha.client import ChildStream, ListingStream
 from tap_aha.errors import AhaAPIError, EndpointRefusedError, NotFoundError
 from tap_aha.prefetch import run_ahead
 from tap_aha.progress import quiet_detail
+from tap_aha.sdk import tap_of
 from tap_aha.timestamps import format_timestamp
 from tap_aha.vote_index import ProxyVoteIndex
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
-
-    from tap_aha.companions import IdeaVotesStream
 
 SCHEMAS = SchemaDirectory(schemas)
 
@@ -86,7 +85,7 @@ class IdeasStream(ListingStream):
         ]
         votes = next((child for child in children if isinstance(child, IdeaProxyVotesStream)), None)
         if votes is not None and (votes.index is None or votes.index.since != since):
-            votes.index = votes.read_listing(since)
+            votes.index = self.connection.votes.index_for(since) or votes.read_listing(since)
         if votes is not None and votes.index is not None:
             self.logger.info(
                 "Proxy votes from the account-wide listing: %d ideas' votes held (%.1f MB).",
@@ -107,12 +106,14 @@ class IdeasStream(ListingStream):
         progress.start()
         try:
             for ideas in pages:
+                self.settle_signpost()  # the listing's thread noted Aha!'s clock; the state is written here
                 for idea in ideas:
                     yield idea  # the SDK writes it and syncs its children before asking for the next
                     progress.idea_done()
                 progress.report()
         finally:
             progress.stop()
+        self.settle_signpost()
         if not self.window_complete:
             self._hold_bookmark(context)
         elif votes is not None and votes.index is not None:
@@ -120,7 +121,7 @@ class IdeasStream(ListingStream):
 
     def window_start(self) -> str | None:
         """The ideas' `updated_since` for this run (None: everything), known before their sync starts too."""
-        self._write_starting_replication_value(None)  # the SDK writes the same value when the sync starts
+        self.write_starting_value()  # the SDK writes the same value when the sync starts
         start = self.get_starting_timestamp(None)
         return format_timestamp(start) if start else None
 
@@ -157,14 +158,9 @@ class IdeasStream(ListingStream):
                 return
         self.window_complete = True
 
-    def _sync_records(
-        self, context: Context | None = None, *, write_messages: bool = True
-    ) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
-        """The SDK's sync loop, then the prefetches dropped however it ended (an error, an abort)."""
-        try:
-            yield from super()._sync_records(context, write_messages=write_messages)
-        finally:
-            self.connection.prefetcher.discard()
+    def sync_finished(self) -> None:
+        """The prefetches dropped however the sync ended (an error, an abort)."""
+        self.connection.prefetcher.discard()
 
     def get_child_context(self, record: Record, context: Context | None) -> Context:
         """Children need the idea id; the vote count lets the votes stream skip empty requests."""
@@ -176,15 +172,23 @@ class IdeasStream(ListingStream):
         if not prefetcher.enabled:
             return
         for idea in ideas:  # in the order they will be taken
+            if not self.will_sync_children(idea):
+                continue
             child_context = self.get_child_context(idea, None)
             for child in children:
                 if child.wants(child_context):
                     prefetcher.plan((child.name, idea["id"]), functools.partial(child.fetch, child_context))
 
+    def will_sync_children(self, idea: dict[str, t.Any]) -> bool:
+        """Whether the SDK will sync this idea's children: not where a stream map's `__filter__` drops it."""
+        record = self.post_process(idea)  # what the SDK's filter sees (idempotent)
+        return record is not None and bool(self.stream_maps[0].get_filter_result(record))
+
     def _hold_bookmark(self, context: Context | None) -> None:
         """Keep the next run's window where this one started: a max_ideas run read only part of it."""
         self._signpost = self._updated_since or EPOCH
-        self._write_replication_key_signpost(context, self._signpost)
+        self._signpost_unwritten = False
+        self.write_signpost(self._signpost, context)
 
 
 class IdeaChildStream(ChildStream):
@@ -280,14 +284,14 @@ class IdeaProxyVotesStream(IdeaChildStream):
 
         None, with one warning, when Aha! refuses the listing: the votes are then read per idea.
         """
-        account_votes = t.cast("IdeaVotesStream", self._tap.streams["idea_votes"])
-        if not account_votes.refused:  # else idea_votes' own sync was refused this run
+        run_votes = self.connection.votes
+        if not run_votes.refused:
             index = ProxyVoteIndex(since)
             try:
-                for page in account_votes.walk_pages({"proxy": True}, since):
+                for page in ProxyVoteListing(tap=tap_of(self)).walk_pages(None, since):
                     index.add(page)
             except EndpointRefusedError:
-                pass
+                run_votes.refused = True
             else:
                 return index
         self.logger.warning(
@@ -296,6 +300,20 @@ class IdeaProxyVotesStream(IdeaChildStream):
             self.name,
         )
         return None
+
+
+class ProxyVoteListing(ListingStream):
+    """`GET /ideas/endorsements?proxy=true` for `idea_proxy_votes`' index; not a stream of the tap."""
+
+    name = "proxy_vote_listing"
+    path = "/ideas/endorsements"
+    root_key = "idea_endorsements"
+    optional_endpoint = True  # refused: `read_listing` warns, and the votes are read per idea
+    schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {"id": {"type": "string"}}}
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Only proxy votes (the index drops portal votes too, should Aha! ignore the filter)."""
+        return {**super().get_url_params(context, next_page_token), "proxy": "true"}
 
 
 class IdeaCommentsStream(IdeaChildStream):

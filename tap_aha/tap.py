@@ -7,18 +7,18 @@ import sys
 import typing as t
 from functools import cached_property
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_aha.client import AhaConnection
 from tap_aha.companions import COMPANION_TYPES
-from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes
+from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, start_deletes_bookmark
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
 from tap_aha.roadmap import ROADMAP_TYPES
-from tap_aha.settings import AHA_MAX_PAGE_SIZE, AhaSettings
+from tap_aha.sdk import SdkTap, order_streams
+from tap_aha.settings import SETTINGS, AhaSettings
 from tap_aha.streams import IdeaCommentsStream, IdeaPortalCommentsStream, IdeaProxyVotesStream, IdeasStream
 
 if t.TYPE_CHECKING:
@@ -26,11 +26,15 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     import click
-    from singer_sdk.plugin_base import _ConfigInput
     from singer_sdk.streams import Stream
 
     from tap_aha.client import AhaStream
+    from tap_aha.sdk import ConfigInput
 
+_TYPES: dict[str, type[th.JSONTypeHelper[t.Any]]] = {
+    "string": th.StringType, "date-time": th.DateTimeType, "integer": th.IntegerType, "number": th.NumberType,
+    "boolean": th.BooleanType,
+}  # fmt: skip
 STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeasStream,
     IdeaProxyVotesStream,
@@ -47,52 +51,19 @@ REPLICATION_KEYS: dict[str, str | None] = {
 }
 
 
-class TapAha(Tap):
+class TapAha(SdkTap):
     """Aha! ideas with their votes and comments, what they point at, and the roadmap they lead to."""
 
     name = "tap-aha"
     message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer
+    _first_run = False  # this run found no delete bookmark (before_streams)
 
     config_jsonschema = th.PropertiesList(
-        th.Property("api_key", th.StringType, required=True, secret=True,
-                    description="Aha! API key or OAuth token (sent as a Bearer token)."),
-        th.Property("subdomain", th.StringType,
-                    description="Account name: 'acme', 'acme.aha.io', 'https://acme.aha.io/' or a "
-                    "regional 'acme.euw4.aha.io'. Required unless api_url is set."),
-        th.Property("api_url", th.StringType,
-                    description="Override of https://{subdomain}.aha.io/api/v1 (a proxy, a test "
-                    "server); plain http only for loopback hosts."),
-        th.Property("start_date", th.DateTimeType,
-                    description="Earliest updated_at read on the first run (ISO-8601)."),
-        th.Property("ideas_workflow_status", th.StringType,
-                    description="Only ideas in this workflow status (id or name)."),
-        th.Property("ideas_q", th.StringType, description="Only ideas whose name matches this search."),
-        th.Property("max_ideas", th.IntegerType,
-                    description="Stop after this many ideas (trials); such a run keeps the old bookmark."),
-        th.Property("page_size", th.IntegerType, default=AHA_MAX_PAGE_SIZE,
-                    description="Records per page, 1 to 200 (the API maximum)."),
-        th.Property("requests_per_minute", th.IntegerType, default=AhaSettings.requests_per_minute,
-                    description="Client-side limit; Aha! allows 300 a minute per account."),
-        th.Property("requests_per_second", th.IntegerType, default=AhaSettings.requests_per_second,
-                    description="Client-side limit; Aha! allows 20 a second per account."),
-        th.Property("request_timeout", th.NumberType, default=AhaSettings.request_timeout,
-                    description="Seconds to wait for one response before retrying."),
-        th.Property("max_retries", th.IntegerType, default=AhaSettings.max_retries,
-                    description="Retries of a failed request (5xx, timeout, broken body); 429s "
-                    "are waited out under max_rate_limit_wait instead."),
-        th.Property("max_rate_limit_wait", th.NumberType, default=AhaSettings.max_rate_limit_wait,
-                    description="Seconds one request keeps waiting out HTTP 429 (rate limit) "
-                    "answers, honouring Retry-After, before the run stops (default 900)."),
-        th.Property("parallel_requests", th.IntegerType, default=AhaSettings.parallel_requests,
-                    description="Requests in flight at once for details, votes and comments (1-16); "
-                    "the rate limits still apply to all of them."),
-        th.Property("include_spam_portal_comments", th.BooleanType, default=False,
-                    description="Also read portal comments Aha! marked as spam."),
-        th.Property("capture_deletes", th.BooleanType, default=AhaSettings.capture_deletes,
-                    description="Send a tombstone (_sdc_deleted_at) for each record deleted in Aha!, "
-                    "read from its audit log."),
-        th.Property("user_agent", th.StringType, default=AhaSettings.user_agent,
-                    description="User-Agent header sent to Aha!."),
+        *(
+            th.Property(setting.name, _TYPES[setting.kind], required=setting.required, secret=setting.secret,
+                        default=setting.default, description=setting.description)
+            for setting in SETTINGS
+        )
     ).to_dict()  # fmt: skip
 
     def discover_streams(self) -> list[AhaStream]:
@@ -103,13 +74,11 @@ class TapAha(Tap):
     def streams(self) -> dict[str, Stream]:
         """The SDK's streams in SYNC_ORDER, not its alphabetical one.
 
-        `idea_votes` syncs before `ideas`, so that its listing also gives the ideas their proxy votes; then
-        `ideas`, so a key that cannot read ideas stops the run before the other streams.
+        `idea_votes` syncs before `ideas`, so that its listing also gives the ideas their proxy votes (else
+        each lists them: one listing more, the same records); then `ideas`, so a key that cannot read ideas
+        stops the run before the other streams.
         """
-        streams = super().streams
-        if list(streams) != list(SYNC_ORDER):
-            self._streams = streams = {name: streams[name] for name in SYNC_ORDER}
-        return streams
+        return order_streams(self, super().streams, SYNC_ORDER)
 
     @cached_property
     def settings(self) -> AhaSettings:
@@ -121,16 +90,25 @@ class TapAha(Tap):
         """Settings, HTTP session and rate limiter shared by every stream of this run."""
         return AhaConnection(self.settings)
 
-    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, which has no hook before the streams
-        """Tombstones first, then the streams: a record restored after its delete arrives after it."""
-        capture_deletes(self)
-        super().sync_all()
+    def before_streams(self) -> None:
+        """Tombstones first (a record restored after its delete arrives after it); the run's vote plan.
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        With `idea_proxy_votes` selected, the proxy votes of the ideas' window are wanted from the run's one
+        vote listing (`RunVotes`).
+        """
+        self._first_run = capture_deletes(self)
+        proxy, ideas = self.streams[IdeaProxyVotesStream.name], self.streams[IdeasStream.name]
+        if proxy.selected and isinstance(ideas, IdeasStream):
+            self.connection.votes.want(ideas.window_start())
+
+    def after_streams(self) -> None:
+        """A first run's delete bookmark, on Aha!'s clock now that it answered."""
+        if self._first_run:
+            start_deletes_bookmark(self)
+
+    def check_settings(self) -> None:
         """Our checks first: they name the setting and never echo a value (the key included)."""
-        if raise_errors:
-            _ = self.settings
-        return super()._validate_config(raise_errors=raise_errors)
+        _ = self.settings
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -138,7 +116,7 @@ class TapAha(Tap):
         *,
         about: bool = False,
         about_format: str | None = None,
-        config: _ConfigInput | None = None,
+        config: ConfigInput | None = None,
         state: t.IO[str] | None = None,
         catalog: t.IO[str] | None = None,
     ) -> None:

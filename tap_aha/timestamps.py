@@ -25,6 +25,11 @@ def format_timestamp(moment: dt.datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+def later_start(bookmark: str | None, start_date: str | None) -> str | None:
+    """Where a read starts: the later of a bookmark and `start_date`, both in Aha!'s form (None: all)."""
+    return max((value for value in (bookmark, start_date) if value is not None), default=None)
+
+
 def normalize_timestamp(value: str) -> str:
     """Any ISO-8601 text in Aha!'s form."""
     return format_timestamp(parse_timestamp(value))

@@ -77,6 +77,37 @@ class ProxyVoteIndex:
         return unpacker.decompress(held) + unpacker.flush()
 
 
+class RunVotes:
+    """The run's one account-wide vote listing, which `idea_votes` and `idea_proxy_votes` both ask for.
+
+    Neither stream reaches for the other: the tap says before the streams sync whether the proxy votes of the
+    ideas' window are wanted (`want`); `idea_votes`, reading the listing anyway, offers them (`offer`);
+    `idea_proxy_votes` takes them when they cover its window (`index_for`), else lists them itself. So the
+    order the streams sync in changes how many listings a run reads, never what it emits.
+    """
+
+    def __init__(self) -> None:
+        """Nothing wanted, nothing listed."""
+        self.wanted = False
+        self.since: str | None = None  # the ideas' window, when wanted
+        self.refused = False  # Aha! refused the listing this run: it is not asked for again
+        self._index: ProxyVoteIndex | None = None
+
+    def want(self, since: str | None) -> None:
+        """The proxy votes updated since `since` (the ideas' window) will be asked for."""
+        self.wanted = True
+        self.since = since
+
+    def offer(self, index: ProxyVoteIndex) -> None:
+        """The proxy votes a listing of the wanted window found."""
+        self._index = index
+
+    def index_for(self, since: str | None) -> ProxyVoteIndex | None:
+        """The offered proxy votes, if they are those of this window."""
+        index = self._index
+        return index if index is not None and index.since == since else None
+
+
 def changed_at(vote: Row) -> str:
     """A vote's `updated_at` (else `created_at`) in Aha!'s form; one without either counts as changed now."""
     value = vote.get("updated_at") or vote.get("created_at")

@@ -15,16 +15,19 @@ if t.TYPE_CHECKING:
 CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
 IDEA_TABLES = ("ideas", *CHILDREN)
 SNAPSHOTS = (  # no cursor: read whole per pass
-    "idea_users", "idea_portals", "products", "idea_categories",
-    "release_phases", "goals", "key_results", "users", "idea_themes",
+    "idea_portals", "products", "idea_categories", "release_phases", "goals", "key_results", "users",
+    "idea_themes",
 )  # fmt: skip
 # Roadmap tables with a cursor: a read after changes gives exactly the records changed.
 ROADMAP_CDC = ("features", "requirements", "epics", "releases", "initiatives", "to_dos")
 # Deletes are captured (tap_aha.deletes) for every table with a cursor; snapshot tables are read whole.
 INGESTION = {table: "snapshot" if table in SNAPSHOTS else "cdc_with_deletes" for table in TABLES}
-# Portal comments have no updated_at: created_at sequences their repeated rows.
+# Portal comments have no updated_at: created_at sequences their repeated rows. Idea users have none either:
+# the moment of the listing that read them does.
 CURSORS: dict[str, str | None] = {
-    table: None if table in SNAPSHOTS else "created_at" if table == "idea_portal_comments" else "updated_at"
+    table: None
+    if table in SNAPSHOTS
+    else {"idea_portal_comments": "created_at", "idea_users": "listed_at"}.get(table, "updated_at")
     for table in TABLES
 }
 Record = dict[str, t.Any]
@@ -95,7 +98,7 @@ def change_every_table(fake: FakeAha) -> dict[str, set[str]]:
     new = fake.add_idea(name="Made while the query ran")
     companions = fake.companions
     organization = companions.update_organization(companions.organizations()[0]["id"], name="Renamed Co")
-    companions.add_idea_user()
+    user = companions.add_idea_user()
     companions.add_category(companions.products()[0]["id"], "Made while the query ran")
     roadmap = fake.roadmap
     feature = roadmap.update("features", roadmap.records("features")[0]["id"], name="Renamed feature")
@@ -113,7 +116,7 @@ def change_every_table(fake: FakeAha) -> dict[str, set[str]]:
         "idea_portal_comments": {portal["id"]},
         "idea_votes": {vote["id"]},
         "idea_organizations": {organization["id"]},
-        "idea_users": {user["id"] for user in companions.idea_users()},
+        "idea_users": {user["id"]},
         "idea_portals": {portal["id"] for portal in companions.portals()},
         "products": {product["id"] for product in companions.products()},
         "idea_categories": {c["id"] for cs in companions.categories().values() for c in cs},

@@ -7,11 +7,14 @@ import io
 import json
 import logging
 import math
+import time
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from tap_aha.client import ListingStream
+from tap_aha.companions import AccountStream
 from tap_aha.errors import AuthError, StateError
 from tap_aha.inputs import read_state
 from tap_aha.lakeflow import LakeflowConnect
@@ -208,6 +211,18 @@ def test_a_refused_endpoint_run_succeeds_from_the_command_line(fake: FakeAha, tm
     assert {s for s in STREAM_NAMES if run.records(s)} >= {"ideas", "idea_votes", "idea_users", "products"}
 
 
+def test_every_stream_reads_its_endpoint_without_a_refusal(
+    fake: FakeAha, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Optional endpoints are declared per class: a mistyped path would be skipped with a warning here."""
+    fake.seed(10)
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config)
+    assert [r.getMessage() for r in caplog.records if "refused" in r.getMessage()] == []
+    assert {s for s in STREAM_NAMES if run.records(s)} == set(STREAM_NAMES)
+    assert not any(vars(stream).get("optional_endpoint") for stream in (AccountStream, ListingStream))
+
+
 def test_a_missing_feature_404_skips_a_workspace_stream_and_its_categories(
     fake: FakeAha, config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -300,7 +315,6 @@ def test_lakeflow_reads_snapshot_companions_whole_once_per_pass(fake: FakeAha) -
     fake.seed(30)
     connector = connect(fake)
     expected = {
-        "idea_users": {u["id"] for u in fake.companions.idea_users()},
         "idea_portals": {p["id"] for p in fake.companions.portals()},
         "products": {p["id"] for p in fake.companions.products()},
         "idea_categories": {c["id"] for cats in fake.companions.categories().values() for c in cats},
@@ -315,6 +329,35 @@ def test_lakeflow_reads_snapshot_companions_whole_once_per_pass(fake: FakeAha) -
     assert all(r["product_id"] for r in categories)
     with pytest.raises(ValueError, match="snapshot"):
         connector.read_table("products", {"cursor": "2023-01-01T00:00:00Z", "id": "1"}, {})
+
+
+def test_lakeflow_reads_idea_users_incrementally_in_one_batch_per_pass(fake: FakeAha) -> None:
+    """Not a snapshot re-read whole at every poll: the users changed since the last pass's listing."""
+    fake.seed(30)
+    connector = connect(fake, poll_interval_seconds="0", page_size="20")
+    assert connector.read_table_metadata("idea_users", {}) == {
+        "primary_keys": ["id"],
+        "cursor_field": "listed_at",
+        "ingestion_type": "cdc_with_deletes",
+    }
+    batches, offset = read_all(connector, "idea_users", table_options={"max_records_per_batch": "2"})
+    users = fake.companions.idea_users()
+    assert len(users) > 20  # several pages
+    assert len(batches) == 1  # a pass's users share its listing's moment: one batch
+    assert {r["id"] for r in batches[0]} == {u["id"] for u in users}
+    assert {r["listed_at"] for r in batches[0]} == {offset["cursor"]}
+    assert offset["cursor"] <= connector.cap
+
+    fake.clear_requests()
+    assert read_all(connector, "idea_users", offset)[0] == []  # idle: one request, nothing new
+    assert len(fake.requests_to(PATHS["idea_users"])) == 1
+    changed = fake.companions.update_idea_user(users[3]["id"], title="VP Product")
+    time.sleep(0.003)
+    batches, later = read_all(connector, "idea_users", offset)
+    assert [r["id"] for r in flat(batches)] == [changed["id"]]
+    assert flat(batches)[0]["title"] == "VP Product"
+    assert later["cursor"] > offset["cursor"]
+    assert connect(fake).read_table_between("idea_users", offset, later, {}) == flat(batches)
 
 
 def test_lakeflow_refused_table_reads_empty_with_the_warning(

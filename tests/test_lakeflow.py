@@ -280,12 +280,14 @@ def test_a_read_repeated_from_the_same_offset_returns_the_same_records(seeded: F
 @pytest.mark.parametrize("table", CDC_TABLES)
 def test_read_between_offsets_replays_a_batch(seeded: FakeAha, table: str) -> None:
     connector = connect(seeded)
-    _, start = connector.read_table(table, None, {"max_records_per_batch": "4"})
+    start: dict[str, t.Any] | None = None
+    if table != "idea_users":  # idea users come one pass per batch: their cursor is the pass's listing
+        _, start = connector.read_table(table, None, {"max_records_per_batch": "4"})
     records, end = connector.read_table(table, start, {"max_records_per_batch": "4"})
     batch = list(records)
     assert batch
     assert connect(seeded).read_table_between(table, start, end, {}) == batch
-    assert connector.read_table_between(table, start, start, {}) == []
+    assert connector.read_table_between(table, start, start or {}, {}) == []
 
 
 def test_reads_terminate_while_ideas_keep_changing(fake: FakeAha, caplog: pytest.LogCaptureFixture) -> None:
@@ -357,13 +359,17 @@ def test_one_connector_keeps_reading_what_changes(seeded: FakeAha, table: str, p
     changed = change_every_table(seeded)
     batches, later = read_all(connector, table, offset, {"max_records_per_batch": "2"})
     records = flat(batches)
-    if table in {"ideas", "idea_organizations", *ROADMAP_CDC}:
+    if table in {"ideas", "idea_organizations", "idea_users", *ROADMAP_CDC}:
         assert {r["id"] for r in records} == changed[table]
     else:
         assert changed[table] <= {r["id"] for r in records}
         assert {r["idea_id"] for r in records} <= changed["ideas"]
     assert later != offset
-    assert read_all(connector, table, later)[0] == []
+    again = flat(read_all(connector, table, later)[0])
+    if table == "idea_users":  # Aha!'s Date counts whole seconds: a user changed in that second comes again
+        assert {r["id"] for r in again} <= changed[table]
+    else:
+        assert again == []
 
 
 @pytest.mark.parametrize("pickled", [False, True], ids=["same instance", "pickled"])
@@ -371,10 +377,10 @@ def test_one_connector_keeps_reading_what_changes(seeded: FakeAha, table: str, p
 def test_one_connector_reads_a_snapshot_table_whole_on_every_pass(
     seeded: FakeAha, table: str, pickled: bool
 ) -> None:
-    waiting = connect(seeded, poll_interval_seconds="3600")
+    waiting = connect(seeded, poll_interval_seconds="0")  # the cdc tables' interval: not a snapshot's
     _, offset = read_all(waiting, table)
     assert read_all(waiting, table, offset) == ([], offset)  # caught up: the next pass waits an hour
-    connector = connect(seeded, poll_interval_seconds="0")
+    connector = connect(seeded, snapshot_interval_seconds="0")
     first, offset = read_all(connector, table)
     assert first
     if pickled:
@@ -399,7 +405,7 @@ def test_a_pass_replays_the_same_batches_until_it_has_caught_up(seeded: FakeAha)
 
 
 def test_a_caught_up_table_lists_again_at_most_once_per_poll_interval(seeded: FakeAha) -> None:
-    connector = connect(seeded)  # the default interval: 30 s
+    connector = connect(seeded)  # the default interval: 60 s
     _, offset = read_all(connector, "ideas")
     change_every_table(seeded)
     listed = seeded.count("/ideas")

@@ -171,7 +171,7 @@ def check_whole_stream(run: Run, roadmap: Roadmap, stream: str) -> None:
 
 REFUSALS = {  # endpoint: the status Aha! answers, the streams skipped
     "features": (404, {"features", "requirements"}),  # a plan without features
-    "releases": (403, {"releases"}),
+    "releases": (403, {"releases"}),  # in every workspace: each is skipped, with a warning naming it
     "users": (403, {"users"}),
     "idea_themes": (404, {"idea_themes"}),  # not in the REST reference: an account may not answer
 }
@@ -186,8 +186,13 @@ def test_a_refused_endpoint_skips_its_streams_with_one_warning(
     with caplog.at_level(logging.WARNING):
         run = run_tap(config, streams=ROADMAP)
     warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Aha! refused")]
-    assert len(warnings) == 1
-    assert f"HTTP {status}" in warnings[0]
+    if refused == "releases":  # read per workspace: each refusal skips that workspace alone
+        products = seeded.companions.products()
+        assert len(warnings) == len(products) > 1
+        assert all(f"product_id {p['id']}" in w for p, w in zip(products, warnings, strict=True))
+    else:
+        assert len(warnings) == 1
+    assert all(f"HTTP {status}" in warning for warning in warnings)
     for stream in ROADMAP:
         if stream in skipped:
             assert run.records(stream) == [], stream
@@ -196,16 +201,25 @@ def test_a_refused_endpoint_skips_its_streams_with_one_warning(
             check_whole_stream(run, seeded.roadmap, stream)
 
 
-def test_a_refused_parent_listing_skips_the_stream_and_the_run_goes_on(
-    seeded: FakeAha, config: Config
+def test_a_refused_parent_listing_skips_that_parent_alone_and_the_run_goes_on(
+    seeded: FakeAha, config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
     roadmap = seeded.roadmap
     goal = roadmap.records("goals")[0]["id"]
     roadmap.refused_parents[goal] = 403
-    run = run_tap(config, streams=ROADMAP)
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config, streams=ROADMAP)
+    others = {kr["id"] for kr in roadmap.records("key_results") if roadmap.parent_of(kr["id"]) != goal}
+    assert others  # the other goals have key results, and every one of them arrives
+    assert set(live(run, "key_results")) == others
     assert goal not in {r["goal_id"] for r in run.records("key_results")}
-    check_whole_stream(run, roadmap, "goals")
-    check_whole_stream(run, roadmap, "features")
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Aha! refused")]
+    assert len(warnings) == 1
+    assert f"goal_id {goal}" in warnings[0]
+    assert "HTTP 403" in warnings[0]
+    for stream in ROADMAP:
+        if stream != "key_results":
+            check_whole_stream(run, roadmap, stream)
 
 
 def test_a_listing_that_ignores_updated_since_is_filtered_with_one_warning(

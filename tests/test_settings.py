@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
+import yaml
 
 from tap_aha.errors import SettingsError
-from tap_aha.settings import AhaSettings
+from tap_aha.settings import SETTINGS, AhaSettings
+from tap_aha.tap import TapAha
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize(
@@ -75,3 +79,36 @@ def test_repr_hides_the_key() -> None:
 def test_decimal_numbers_from_a_config_file_are_accepted() -> None:
     settings = AhaSettings.from_config({"api_key": "k", "subdomain": "a", "request_timeout": Decimal("60.5")})
     assert settings.request_timeout == 60.5
+
+
+# ---------------------------------------------------------------------- declared once
+
+MELTANO_KINDS = {"string": "string", "date-time": "date_iso8601", "integer": "integer", "number": "decimal",
+                 "boolean": "boolean"}  # fmt: skip
+
+
+def test_every_setting_is_declared_once_and_the_config_schema_is_built_from_it() -> None:
+    fields = {field.name for field in dataclasses.fields(AhaSettings)}
+    assert {s.name for s in SETTINGS} == fields | {"subdomain"}  # subdomain becomes api_url
+    properties = TapAha.config_jsonschema["properties"]
+    for setting in SETTINGS:
+        assert properties[setting.name]["description"] == setting.description
+        assert properties[setting.name].get("default") == setting.default
+    assert TapAha.config_jsonschema["required"] == [s.name for s in SETTINGS if s.required]
+
+
+def test_connector_spec_and_meltano_yml_agree_with_the_declaration() -> None:
+    spec = yaml.safe_load((REPO / "connector_spec.yaml").read_text())
+    parameters = spec["connection"]["parameters"]
+    assert [p["name"] for p in parameters] == [s.name for s in SETTINGS]
+    assert [p["required"] for p in parameters] == [s.required for s in SETTINGS]
+
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    tap = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-aha")
+    declared = {s.name: s for s in SETTINGS}
+    ours = [s for s in tap["settings"] if s["name"] in declared]
+    assert [s["name"] for s in ours] == list(declared)
+    for entry in ours:
+        setting = declared[entry["name"]]
+        assert entry["kind"] == MELTANO_KINDS[setting.kind], setting.name
+        assert entry.get("sensitive", False) == setting.secret, setting.name
