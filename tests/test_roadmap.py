@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import Config, Run, run_tap
 from tests.fake_aha import FakeAha
+from tests.lakeflow_helpers import connect, flat, read_all
 
 if t.TYPE_CHECKING:
     from tests.fake_roadmap import Roadmap
@@ -220,6 +221,21 @@ def test_a_refused_parent_listing_skips_that_parent_alone_and_the_run_goes_on(
     for stream in ROADMAP:
         if stream != "key_results":
             check_whole_stream(run, roadmap, stream)
+
+
+def test_lakeflow_releases_leave_out_a_refused_workspace_alone(
+    seeded: FakeAha, caplog: pytest.LogCaptureFixture
+) -> None:
+    roadmap = seeded.roadmap
+    refused = seeded.companions.products()[1]["id"]
+    roadmap.refused_parents[refused] = 403
+    with caplog.at_level(logging.WARNING):
+        batches, offset = read_all(connect(seeded), "releases")
+    others = {r["id"] for r in roadmap.records("releases") if roadmap.parent_of(r["id"]) != refused}
+    assert others
+    assert {r["id"] for r in flat(batches)} == others
+    assert offset  # the table moved on: the other workspaces' releases were delivered
+    assert caplog.text.count(f"for product_id {refused} (products)") == 1
 
 
 def test_a_listing_that_ignores_updated_since_is_filtered_with_one_warning(
