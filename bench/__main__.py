@@ -11,6 +11,7 @@ from bench.floor import FORMULA
 from bench.idle import idle_phase
 from bench.phases import (
     Bench,
+    comment_phase,
     fault_phase,
     header,
     latency_phase,
@@ -33,9 +34,16 @@ def main(argv: list[str] | None = None) -> int:
         throughput = None if args.skip_throughput else throughput_phase(bench)
         memory = None if args.skip_memory else memory_phase(bench)
         faults = None if args.skip_faults else fault_phase(bench)
+        comments = None if args.skip_comments else comment_phase(bench)
         idle = None if args.skip_idle else idle_phase()
         report = Report(  # before the files go: it reads the tap's log
-            args=args, latency=latency, throughput=throughput, memory=memory, faults=faults, formula=FORMULA
+            args=args,
+            latency=latency,
+            throughput=throughput,
+            memory=memory,
+            faults=faults,
+            formula=FORMULA,
+            comments=comments,
         )
     finally:
         if args.workdir is None:

@@ -44,6 +44,7 @@ class FakeOptions:
     api_key: str = "bench-key"
     fault_share: float = 0.0  # share of requests failing once (a 5xx or a reset)
     stall: float = 0.0  # seconds one child request (comments of the idea listed mid-run) is held
+    comments_count: str = "mixed"  # what the ideas' comments_count counts (tests/fake_aha.py)
 
 
 @dataclass
@@ -197,6 +198,22 @@ def change(fake: FakeAha, share: float, seed: int) -> dict[str, int]:
     return dict(done)
 
 
+def comment_stats(fake: FakeAha) -> dict[str, int]:
+    """Ideas, those whose comments_count is not 0, and those with a comment of either kind (spam aside)."""
+    ideas = fake.ideas()
+    return {
+        "ideas": len(ideas),
+        "counted": sum(1 for idea in ideas if idea["comments_count"]),
+        "internal": sum(1 for idea in ideas if fake.comments(idea["id"])),
+        "portal": sum(1 for idea in ideas if fake.portal_comments(idea["id"], include_spam=False)),
+        "any": sum(
+            1
+            for idea in ideas
+            if fake.comments(idea["id"]) or fake.portal_comments(idea["id"], include_spam=False)
+        ),
+    }
+
+
 def urls(fake: FakeAha) -> list[str]:
     """The full URLs of the answered requests in the log, in arrival order."""
     base = fake.url[: -len(API_PREFIX)]
@@ -216,6 +233,8 @@ def _handle(fake: FakeAha, command: str, args: tuple[t.Any, ...]) -> t.Any:
         return change(fake, *args)
     if command == "urls":
         return urls(fake)
+    if command == "comment_stats":
+        return comment_stats(fake)
     if command == "max_updated":
         return max_updated(fake)
     if command == "clear":
@@ -232,6 +251,7 @@ def _serve(conn: Connection, options: FakeOptions) -> None:
         latency=options.latency,
         rate_limit_per_minute=options.per_minute,
         rate_limit_per_second=options.per_second,
+        comments_count=options.comments_count,
     )
     fake.seed(
         options.ideas,
@@ -313,6 +333,10 @@ class FakeProcess:
     def urls(self) -> list[str]:
         """URLs of the answered requests logged since the last clear."""
         return t.cast("list[str]", self.call("urls"))
+
+    def comment_stats(self) -> dict[str, int]:
+        """Ideas, and those counted > 0 or with comments (see `comment_stats`)."""
+        return t.cast("dict[str, int]", self.call("comment_stats"))
 
     def max_updated(self) -> str:
         """The largest updated_at in the data."""

@@ -125,6 +125,23 @@ class FaultPhase:
 
 
 @dataclass
+class CommentRun:
+    """A first run under one reading of comments_count: the run, its requests and the data's figures."""
+
+    run: TapRun
+    audit: Audit
+    stats: dict[str, int]
+
+
+@dataclass
+class CommentPhase:
+    """First runs of one account under each thing comments_count may count (issue 16)."""
+
+    scale: Scale
+    runs: dict[str, CommentRun] = field(default_factory=dict)
+
+
+@dataclass
 class MemoryPhase:
     """Full runs at zero latency for a few account sizes."""
 
@@ -175,6 +192,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--skip-throughput", action="store_true", help="skip the zero-latency CPU phase")
     add("--skip-memory", action="store_true", help="skip the memory phase")
     add("--skip-faults", action="store_true", help="skip the fault and stalled-answer phase")
+    add("--skip-comments", action="store_true", help="skip the comments_count phase")
+    add("--comment-ideas", type=int, default=2000, help="ideas in the account of the comments_count phase")
     add("--skip-idle", action="store_true", help="skip the idle Lakeflow pipeline phase (bench/idle.py)")
     add("--fault-ideas", type=int, default=1000, help="ideas in the account of the fault phase")
     add("--fault-scale", type=float, default=10.0, help="k of the fault phase (10: 40 ms, 3,000/min, 150/s)")
@@ -300,6 +319,24 @@ def fault_phase(bench: Bench) -> FaultPhase:
             runs[name] = bench.run(f"faults-{name}", _config(args, fake, scale.per_minute, scale.per_second))
             audits[name] = fake.audit(None, bench.streams)
     return FaultPhase(scale, runs["clean"], runs["faulty"], audits["faulty"], runs["stalled"])
+
+
+COMMENT_MODES = ("internal", "portal", "both", "unreliable")
+
+
+def comment_phase(bench: Bench) -> CommentPhase:
+    """A first run under each reading of comments_count, at the full run's scale."""
+    args = bench.args
+    phase = CommentPhase(Scale.of(args, args.scale))
+    for mode in COMMENT_MODES:
+        options = _options(args, args.comment_ideas, comments_count=mode, **_serve(phase.scale))
+        with FakeProcess(options) as fake:
+            _progress(f"first run, comments_count counts {mode}: {args.comment_ideas:,} ideas")
+            run = bench.run(
+                f"comments-{mode}", _config(args, fake, phase.scale.per_minute, phase.scale.per_second)
+            )
+            phase.runs[mode] = CommentRun(run, fake.audit(None, bench.streams), fake.comment_stats())
+    return phase
 
 
 def memory_phase(bench: Bench) -> MemoryPhase:

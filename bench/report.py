@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 from bench.fakeproc import KINDS
 from bench.floor import last_start
+from tap_aha.comment_counts import SAMPLE_IDEAS
 from tap_aha.settings import AhaSettings
 
 if t.TYPE_CHECKING:
     import argparse
 
     from bench.fakeproc import Audit
-    from bench.phases import FaultPhase, LatencyPhase, MemoryPhase, ThroughputPhase
+    from bench.phases import CommentPhase, FaultPhase, LatencyPhase, MemoryPhase, ThroughputPhase
 
 WALL_TARGET = 1.15  # tap wall time / rate-limit floor at latency
 CPU_TARGET = 3.0  # tap CPU time / bare loop CPU time at zero latency
@@ -75,6 +76,7 @@ class Report:
     memory: MemoryPhase | None
     faults: FaultPhase | None
     formula: str
+    comments: CommentPhase | None = None
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -88,6 +90,8 @@ class Report:
             self._memory_rows(self.memory)
         if self.faults is not None:
             self._fault_rows(self.faults)
+        if self.comments is not None:
+            self._comment_rows(self.comments)
 
     @property
     def all_met(self) -> bool:
@@ -302,6 +306,44 @@ class Report:
             f"{'equal' if phase.stalled.records == phase.clean.records else 'DIFFERENT'}."
         )
 
+    def _comment_rows(self, phase: CommentPhase) -> None:
+        reference = phase.runs.get("unreliable")
+        for mode, entry in phase.runs.items():
+            stats, audit, run = entry.stats, entry.audit, entry.run
+            asked = audit.actual.get("comments", 0) + audit.actual.get("portal", 0)
+            twice = 2 * stats["ideas"]
+            target = comment_target(mode, stats)
+            complete = all(run.records.get(n, 0) == audit.expected_records.get(n, 0) for n in COMMENT_STREAMS)
+            wall = run.measured.wall
+            versus = (
+                f", wall {_x(wall / reference.run.measured.wall)} 2N's"
+                if reference and mode != "unreliable"
+                else ""
+            )
+            self.rows.append(
+                Row(
+                    f"comment requests, first run, comments_count counts {mode} ({stats['ideas']:,} ideas)",
+                    f"{asked:,} in {_s(wall)}",
+                    f"2N = {twice:,}",
+                    f"{_x(asked / twice)} 2N{versus}",
+                    f"<= {target:,}, no comment lost",
+                    asked <= target and complete,
+                )
+            )
+            internal, portal = audit.actual.get("comments", 0), audit.actual.get("portal", 0)
+            records = ", ".join(
+                f"{run.records.get(n, 0):,}/{audit.expected_records.get(n, 0):,}" for n in COMMENT_STREAMS
+            )
+            floor = phase.scale.floor(audit.total)
+            self.notes.append(
+                f"comments_count counts {mode}: {stats['counted']:,} of {stats['ideas']:,} ideas counted "
+                f"> 0, {stats['internal']:,} with internal comments, {stats['portal']:,} with portal "
+                f"comments, "
+                f"{stats['any']:,} with either; requests internal {internal:,} / portal {portal:,}; comment "
+                f"records, tap/data: {records}; wall {_s(wall)}, rate-limit floor of its {audit.total:,} "
+                f"requests {_s(floor)} ({phase.scale.describe()})."
+            )
+
 
 def full_bookmark(phase: LatencyPhase) -> str:
     """The ideas bookmark of the full run's final state."""
@@ -316,3 +358,17 @@ def _records(got: dict[str, int], expected: dict[str, int]) -> str:
     tap = "/".join(f"{got.get(n, 0):,}" for n in names)
     data = "/".join(f"{expected.get(n, 0):,}" for n in names)
     return f"{tap} vs {data} ({mark}; {', '.join(names)})"
+
+
+# The kinds of comment each reading of comments_count covers (`unreliable`: none can be relied on).
+COVERED = {"internal": ("internal",), "portal": ("portal",), "both": ("internal", "portal"), "unreliable": ()}
+COMMENT_STREAMS = ("idea_comments", "idea_portal_comments")
+
+
+def comment_target(mode: str, stats: dict[str, int]) -> int:
+    """Issue 16's bound: per kind covered, the ideas counted > 0 plus the 50-idea sample; else N."""
+    covered = COVERED[mode]
+    return sum(
+        stats["counted"] + SAMPLE_IDEAS if kind in covered else stats["ideas"]
+        for kind in ("internal", "portal")
+    )

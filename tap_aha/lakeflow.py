@@ -45,7 +45,7 @@ from tap_aha.errors import EndpointRefusedError, SettingsError
 from tap_aha.lakeflow_deletes import Key, Row, deleted_rows
 from tap_aha.settings import SETTINGS, AhaSettings, optional_integer
 from tap_aha.spark_schema import Column, table_columns
-from tap_aha.streams import EPOCH, IdeaProxyVotesStream
+from tap_aha.streams import EPOCH, IdeaProxyVotesStream, start_comment_counts
 from tap_aha.tap import STREAM_NAMES, TapAha
 from tap_aha.timestamps import format_timestamp, later_start, normalize_timestamp, parse_timestamp
 
@@ -402,6 +402,8 @@ class LakeflowConnect:
             return [columns.record(idea) for _, idea in chosen], [key for key, _ in chosen]
         child = t.cast("IdeaChildStream", self._stream(table))
         index = self._vote_index(child) if ideas else None
+        # A batch learns what comments_count counts on its own, and makes what it skipped before it returns.
+        counts = start_comment_counts(parent.child_streams, [child], self._settings)
         if index is None:
             parent.prefetch_children([idea for _, idea in ideas], [child])
         records: list[dict[str, t.Any]] = []
@@ -420,6 +422,12 @@ class LakeflowConnect:
                     break
         finally:
             child.connection.prefetcher.discard()  # the ideas after the batch's last one
+        if counts is not None and child.comment_kind:
+            batch = {idea_id for _, idea_id in read}
+            for context in counts.deferred(child.comment_kind):
+                if context["idea_id"] in batch:
+                    rows = child.records_of_parent(dict(context))
+                    records.extend(columns.record(row) for row in rows or ())
         return records, read
 
     def _vote_index(self, child: IdeaChildStream) -> ProxyVoteIndex | None:

@@ -54,6 +54,12 @@ class Progress:
         with self._lock:
             self._requests += 1
 
+    @property
+    def requests(self) -> int:
+        """The requests sent so far (retries included)."""
+        with self._lock:
+            return self._requests
+
     def listed(self, total: int) -> None:
         """The ideas the listing says the window holds (`total_records`)."""
         with self._lock:

@@ -10,6 +10,7 @@ from singer_sdk.schema.source import SchemaDirectory
 
 from tap_aha import schemas
 from tap_aha.client import ChildStream, ListingStream
+from tap_aha.comment_counts import INTERNAL, PORTAL, CommentCounts
 from tap_aha.errors import AhaAPIError, EndpointRefusedError, NotFoundError
 from tap_aha.prefetch import run_ahead
 from tap_aha.progress import quiet_detail
@@ -18,7 +19,11 @@ from tap_aha.timestamps import format_timestamp
 from tap_aha.vote_index import ProxyVoteIndex
 
 if t.TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
     from singer_sdk.helpers.types import Context, Record
+
+    from tap_aha.settings import AhaSettings
 
 SCHEMAS = SchemaDirectory(schemas)
 
@@ -50,8 +55,8 @@ class IdeasStream(ListingStream):
     string_fields = ("product_id",)
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Ideas::Idea",)
+    detail_markers = DETAIL_MARKERS  # a list item without these is not the full record
     look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
-    detail_markers = DETAIL_MARKERS
     detail_path = "/ideas/{id}"
     detail_root = "idea"
 
@@ -91,6 +96,7 @@ class IdeasStream(ListingStream):
                 "Proxy votes from the account-wide listing: %d ideas' votes held (%.1f MB).",
                 len(votes.index.idea_ids()), votes.index.held_bytes / 1e6,
             )  # fmt: skip
+        counts = start_comment_counts(self.child_streams, children, self.settings)
         progress = self.connection.progress
         listing = self.changed_idea_pages(since)
         pages: t.Iterator[list[dict[str, t.Any]]] = listing
@@ -113,6 +119,8 @@ class IdeasStream(ListingStream):
                 progress.report()
         finally:
             progress.stop()
+        if counts is not None:
+            self._sync_skipped_comments(counts, children)
         self.settle_signpost()
         if not self.window_complete:
             self._hold_bookmark(context)
@@ -134,6 +142,13 @@ class IdeasStream(ListingStream):
             return
         for idea_id in index.idea_ids():
             votes.sync({"idea_id": idea_id, "endorsements_count": None})
+
+    def _sync_skipped_comments(self, counts: CommentCounts, children: Iterable[IdeaChildStream]) -> None:
+        """After a contradiction, the comment requests skipped so far, before the bookmark moves past them."""
+        for child in children:
+            if child.comment_kind:
+                for context in counts.deferred(child.comment_kind):
+                    child.sync(dict(context))
 
     def changed_idea_pages(self, since: str | None) -> t.Generator[list[dict[str, t.Any]], None, None]:
         """Pages of full ideas updated since `since`, each idea once, however the listing shifts.
@@ -163,8 +178,13 @@ class IdeasStream(ListingStream):
         self.connection.prefetcher.discard()
 
     def get_child_context(self, record: Record, context: Context | None) -> Context:
-        """Children need the idea id; the vote count lets the votes stream skip empty requests."""
-        return {"idea_id": record["id"], "endorsements_count": record.get("endorsements_count")}
+        """Children need the idea id; its counts (and when they were listed) let them skip empty requests."""
+        return {
+            "idea_id": record["id"],
+            "endorsements_count": record.get("endorsements_count"),
+            "comments_count": record.get("comments_count"),
+            "updated_at": record.get("updated_at"),
+        }
 
     def prefetch_children(self, ideas: list[dict[str, t.Any]], children: t.Sequence[IdeaChildStream]) -> None:
         """Plan the children requests of these ideas; each child stream's get_records takes the result."""
@@ -196,18 +216,31 @@ class IdeaChildStream(ChildStream):
 
     parent_stream_type = IdeasStream
     primary_keys = ("id",)
+    comment_kind: t.ClassVar[str | None] = None  # what `comments_count` may count of these records
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """Per-idea INFO lines only at DEBUG."""
+        """Per-idea INFO lines only at DEBUG; no comment counts learned yet."""
         super().__init__(*args, **kwargs)
         quiet_detail(self.logger)
+        self.comment_counts: CommentCounts | None = None
 
     def wants(self, context: Context) -> bool:
         """Whether this idea can have records here at all (no request when it cannot)."""
         return True
 
     def fetch(self, context: Context) -> list[dict[str, t.Any]]:
-        """All of an idea's records; an idea deleted since it was listed has none (404).
+        """All of an idea's records: none without a request where the verified comment count says so."""
+        counts, kind = self.comment_counts, self.comment_kind
+        if counts is None or kind is None:
+            return self.fetch_all(context)
+        if counts.skips(kind, context):
+            return []
+        rows = self.fetch_all(context)
+        counts.observe(kind, context, rows)
+        return rows
+
+    def fetch_all(self, context: Context) -> list[dict[str, t.Any]]:
+        """All of an idea's records, with requests; an idea deleted since it was listed has none (404).
 
         A 404 is taken for a deletion only once the idea itself answers 404 too: any other cause (a
         feature switched off, a permission) would otherwise drop its records without a word.
@@ -326,6 +359,7 @@ class IdeaCommentsStream(IdeaChildStream):
     root_key = "comments"
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Comment",)  # comments on other records have other ids: harmless
+    comment_kind = INTERNAL
 
 
 class IdeaPortalCommentsStream(IdeaChildStream):
@@ -341,6 +375,7 @@ class IdeaPortalCommentsStream(IdeaChildStream):
     root_key = "idea_comments"
     schema = StreamSchema(SCHEMAS)
     delete_audit_types = ("Ideas::IdeaComment",)
+    comment_kind = PORTAL
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Spam only when the setting asks for it."""
@@ -354,3 +389,24 @@ class IdeaPortalCommentsStream(IdeaChildStream):
         if row.get("spam") is True and not self.settings.include_spam_portal_comments:
             return None
         return super().post_process(row, context)
+
+
+def start_comment_counts(
+    streams: Iterable[object], active: Collection[object], settings: AhaSettings
+) -> CommentCounts | None:
+    """One CommentCounts for the `active` comment streams of a run (or Lakeflow batch); the others get none.
+
+    The others' plain fetches serve the learning sample (tap_aha.comment_counts).
+    """
+    comment_streams = [s for s in streams if isinstance(s, IdeaChildStream) and s.comment_kind]
+    for stream in comment_streams:
+        stream.comment_counts = None
+    kinds = [s.comment_kind for s in comment_streams if s in active and s.comment_kind]
+    if not kinds:
+        return None
+    fetchers = {s.comment_kind: s.fetch_all for s in comment_streams if s.comment_kind}
+    counts = CommentCounts(kinds, fetchers, skip_portal=not settings.include_spam_portal_comments)
+    for stream in comment_streams:
+        if stream in active:
+            stream.comment_counts = counts
+    return counts

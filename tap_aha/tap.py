@@ -7,6 +7,7 @@ import sys
 import typing as t
 from functools import cached_property
 
+import click
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
@@ -14,6 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_aha.client import AhaConnection
 from tap_aha.companions import COMPANION_TYPES
 from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, start_deletes_bookmark
+from tap_aha.doctor import run_doctor
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
 from tap_aha.roadmap import ROADMAP_TYPES
@@ -25,7 +27,6 @@ if t.TYPE_CHECKING:
     import logging
     from collections.abc import Iterator
 
-    import click
     from singer_sdk.streams import Stream
 
     from tap_aha.client import AhaStream
@@ -119,8 +120,9 @@ class TapAha(SdkTap):
         config: ConfigInput | None = None,
         state: t.IO[str] | None = None,
         catalog: t.IO[str] | None = None,
+        doctor: bool = False,
     ) -> None:
-        """Run a sync; inputs are checked first and a user's mistake ends in one line and exit 1."""
+        """Run a sync or `--doctor`; inputs are checked first, a user's mistake ends in one line, exit 1."""
         if about:
             cls.print_about(about_format)
             sys.exit(0)
@@ -133,7 +135,23 @@ class TapAha(SdkTap):
                 parse_env_config=config.parse_env if config else False,
                 validate_config=True,
             )
+            if doctor:
+                sys.exit(run_doctor(tap, about_format))
             tap.sync_all()
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command plus `--doctor` (`--format json` for a JSON report)."""
+        command = super().get_singer_command()
+        command.params.append(
+            click.Option(
+                ["--doctor"],
+                is_flag=True,
+                help="Check what the selected streams assume about this Aha! account (read-only, at most "
+                "60 requests) and exit; --format json for JSON.",
+            )
+        )
+        return command
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:

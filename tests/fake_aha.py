@@ -13,9 +13,11 @@ Conventions worth knowing (the real service leaves them undocumented):
 * ``RequestLog.path`` is the full path without query (``/api/v1/ideas``); ``count(prefix)`` counts
   logged requests whose path starts with ``"/api/v1" + prefix``; ``inject(path_prefix=...)`` matches
   the path *after* ``/api/v1``.
-* ``comments_count`` counts internal comments only for some ideas and internal plus non-spam portal
-  comments for others (``comments_count_includes_portal(idea_id)`` tells which), because what the
-  real field counts is unverified.
+* What the real ``comments_count`` counts is unverified, so ``comments_count`` (the constructor's and the
+  CLI's) picks one of ``COMMENTS_COUNT_MODES``: ``internal`` (internal comments only), ``portal`` (non-spam
+  portal comments only), ``both``, ``unreliable`` (both, but 0 on every third idea that has comments: by
+  ``int(id) % 3``), or the default ``mixed``: internal comments only for some ideas and internal plus
+  non-spam portal comments for others (``comments_count_includes_portal(idea_id)`` tells which).
 * Nested id types (``categories[].parent_id/project_id``, ``custom_fields[].id``) are mixed int/str
   across ideas in the stored data. With ``nested_id_drift=True`` detail responses also flip them on
   every second request of the same idea (off by default so a tap's output can be compared exactly
@@ -62,6 +64,7 @@ DEFAULT_MINUTE_LIMIT = 300
 SLOW_SECONDS = 5.0
 FORBIDDEN_KEY = "forbidden-key"
 ORDERS = ("created_desc", "updated_desc", "updated_asc", "id")
+COMMENTS_COUNT_MODES = ("mixed", "internal", "portal", "both", "unreliable")
 RANDOM_FAULTS = ("500", "502", "503", "reset")  # what a request fails with at random (`fault_share`)
 FAULTS = frozenset(
     {
@@ -439,9 +442,13 @@ class FakeAha:
         send_retry_after: bool = True,
         port: int = 0,
         nested_id_drift: bool = False,
+        comments_count: str = "mixed",
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}")
+        if comments_count not in COMMENTS_COUNT_MODES:
+            raise ValueError(f"comments_count must be one of {COMMENTS_COUNT_MODES}")
+        self.comments_count_mode = comments_count
         self.api_key = api_key
         self.order = order
         self.list_honours_fields = list_honours_fields
@@ -489,6 +496,7 @@ class FakeAha:
         self.audits_refused: int | None = None  # 403 or 404: GET /audits is refused with that status
         self.account_votes_refused: int | None = None  # 403 or 404: GET /ideas/endorsements is refused
         self.account_votes_honour_proxy = True  # False: GET /ideas/endorsements ignores `proxy=true`
+        self.ideas_honour_updated_since = True  # False: GET /ideas ignores `updated_since` (lists every idea)
         self.audit_child_destroys = True  # whether deleting an idea also audits its children's destroys
         self.audit_order = "id"  # "id" (ascending) or "newest" (newest first: after_id walks fall short)
         self.audit_type_spelling = "path"  # "path" (ideas/idea) or "class" (Ideas::Idea) in answers
@@ -1071,9 +1079,15 @@ class FakeAha:
         votes = self._votes[iid]
         idea["endorsements_count"] = len(votes)
         idea["votes"] = int(idea.get("initial_votes") or 0) + sum(int(v.get("weight") or 1) for v in votes)
-        count = len(self._comments[iid])
-        if self._cc_portal[iid]:
-            count += sum(1 for pc in self._portal[iid] if not pc.get("spam"))
+        internal = len(self._comments[iid])
+        portal = sum(1 for pc in self._portal[iid] if not pc.get("spam"))
+        mode = self.comments_count_mode
+        if mode == "mixed":
+            count = internal + (portal if self._cc_portal[iid] else 0)
+        elif mode == "unreliable" and int(iid) % 3 == 0:
+            count = 0
+        else:
+            count = {"internal": internal, "portal": portal}.get(mode, internal + portal)
         idea["comments_count"] = count
 
     def _resolve(self, key: str) -> str | None:
@@ -1664,7 +1678,7 @@ class FakeAha:
 
     def _list_ideas(self, query: dict[str, str], product_id: str | None) -> _Response:
         page, per_page = self._paging(query)
-        updated_since = self._since(query, "updated_since")
+        updated_since = self._since(query, "updated_since") if self.ideas_honour_updated_since else None
         created_since = self._since(query, "created_since")
         created_before = self._since(query, "created_before")
         status = query.get("workflow_status") or None
@@ -1801,6 +1815,9 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--order", choices=ORDERS, default="created_desc", help="listing order of /ideas")
     parser.add_argument("--rate-limit-per-minute", type=int, default=None)
     parser.add_argument("--rate-limit-per-second", type=int, default=None)
+    parser.add_argument(
+        "--comments-count", choices=COMMENTS_COUNT_MODES, default="mixed", help="what comments_count counts"
+    )
     return parser.parse_args(None if argv is None else list(argv))
 
 
@@ -1815,6 +1832,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         rate_limit_per_minute=args.rate_limit_per_minute,
         rate_limit_per_second=args.rate_limit_per_second,
         port=args.port,
+        comments_count=args.comments_count,
     )
     fake.seed(args.ideas)
     done = threading.Event()

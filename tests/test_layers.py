@@ -20,9 +20,9 @@ BASE = (
 )  # fmt: skip
 FLOORS: dict[str, int] = {
     **dict.fromkeys(BASE, 0),
-    "client": 1,
+    **dict.fromkeys(("client", "comment_counts"), 1),
     **dict.fromkeys(("streams", "companions", "roadmap", "deletes"), 2),
-    **dict.fromkeys(("tap", "__main__"), 3),
+    **dict.fromkeys(("doctor", "tap", "__main__"), 3),
     **dict.fromkeys(("lakeflow_deletes", "spark_schema", "lakeflow", "lakeflow_spark"), 4),
 }
 SDK_MODULE = "sdk"  # the one module that may use the SDK's private and @final surface

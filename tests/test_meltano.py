@@ -497,3 +497,16 @@ def test_make_run_reads_aha_when_credentials_are_set(meltano: Meltano, run_env: 
     assert "simulator" not in output
     assert "Meltano environment 'dev'" in output
     assert counts(output)["ideas"] == (30, 30)
+
+
+def test_meltano_invoke_doctor_checks_the_account(meltano: Meltano, run_env: dict[str, str]) -> None:
+    with FakeAha(comments_count="both") as fake:
+        fake.seed(40)
+        env = {**run_env, **FAST, "TAP_AHA_API_URL": fake.url, "TAP_AHA_API_KEY": fake.api_key}
+        table = meltano("invoke", "tap-aha", "--doctor", env=env)
+        report = json.loads(meltano("invoke", "tap-aha", "--doctor", "--format", "json", env=env))
+        assert {r.method for r in fake.requests} == {"GET"}
+    assert table.splitlines()[-1].startswith("A sync can run (0 warnings")  # "; N not checked ..." may follow
+    assert report["facts"]["comments_count_counts"] == "both"
+    assert report["facts"]["listings"]["ideas"] == {"fields_honoured": True, "updated_since_honoured": True}
+    assert fake.api_key not in table
