@@ -271,7 +271,8 @@ class AhaStream(SdkStream):
         warning naming it: every other parent's records arrive. Anywhere else, the stream for this run.
         """
         if self.parent_stream_type is not None and context:
-            parent = ", ".join(f"{key} {value}" for key, value in context.items())
+            ids = {key: value for key, value in context.items() if key.endswith("_id")} or context
+            parent = ", ".join(f"{key} {value}" for key, value in ids.items())  # not a nested record list
             kind = vars(self.parent_stream_type).get("name", self.parent_stream_type.__name__)
             self.logger.warning(
                 "Aha! refused %s (HTTP %s) for %s (%s): skipping the %s of that one; every other %s "
@@ -423,6 +424,12 @@ class ListingStream(AhaStream):
     # Whether `since_ahead` tells this stream's first walk before any stream syncs: it is then read ahead.
     read_ahead: t.ClassVar[bool] = False
     pages_ahead: t.ClassVar[int] = 2  # pages read ahead of the one the walk reads (0: only the first)
+    # Keys every full record carries. A list item missing any of them is a stub, completed with one GET of
+    # `detail_path` (its `{id}` filled in; answer root `detail_root`): decided per item from what came back,
+    # so a listing that honours `fields=` costs no request more, one that ignores it one per record listed.
+    detail_markers: t.ClassVar[tuple[str, ...]] = ()
+    detail_path: t.ClassVar[str] = ""
+    detail_root: t.ClassVar[str] = ""
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Per-run listing state."""
@@ -590,6 +597,34 @@ class ListingStream(AhaStream):
         """The contexts of a record's children, as the SDK will make them."""
         return [context for context in self.generate_child_contexts(item, None) if context is not None]
 
+    def complete(self, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        """Full records for a page: items that carry `detail_markers` as they are, the others' details.
+
+        A record deleted between its listing and its detail (404) is left out with a warning.
+        """
+        missing = [item for item in items if not all(key in item for key in self.detail_markers)]
+        if not missing:
+            return items
+        details = self.connection.prefetcher.map(self._detail, missing)
+        by_id = {item["id"]: detail for item, detail in zip(missing, details, strict=True)}
+        return [record for record in (by_id.get(item["id"], item) for item in items) if record is not None]
+
+    def _detail(self, item: dict[str, t.Any]) -> dict[str, t.Any] | None:
+        path = self.detail_path.format(id=item["id"])
+        try:
+            detail: dict[str, t.Any] = self.get_object(path, self.detail_root)
+        except (NotFoundError, EndpointRefusedError) as exc:
+            if isinstance(exc, EndpointRefusedError) and exc.status != HTTPStatus.NOT_FOUND:
+                raise
+            self.logger.warning(
+                "%s %s was deleted while it was read; skipping it.", self.detail_root.capitalize(), item["id"]
+            )
+            return None
+        if str(detail.get("id")) != item["id"]:
+            raise AhaAPIError(f"Aha! answered GET {path} with another record's id.")
+        detail["id"] = item["id"]
+        return detail
+
     def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left.
 
@@ -617,13 +652,17 @@ class ChildStream(AhaStream):
 
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
 
-    def records_of_parent(self, context: Context) -> list[dict[str, t.Any]] | None:
+    def records_of_parent(
+        self, context: Context, records: t.Iterable[dict[str, t.Any]] | None = None
+    ) -> list[dict[str, t.Any]] | None:
         """One parent's records, post-processed; None where Aha! refuses that parent (`skip_refused`).
 
-        All or nothing: a failure after the retries raises, so no caller can deliver part of a parent.
+        `records`: that parent's records read another way than `get_records` (lazily, so a refusal surfaces
+        here), e.g. over a Lakeflow table's window. All or nothing: a failure after the retries raises, so
+        no caller can deliver part of a parent.
         """
         try:
-            rows = list(self.get_records(context))
+            rows = list(self.get_records(context) if records is None else records)
         except EndpointRefusedError as exc:
             self.skip_refused(exc, context)
             return None

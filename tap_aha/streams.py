@@ -32,7 +32,8 @@ SCHEMAS = SchemaDirectory(schemas)
 DETAIL_FIELDS = (
     "product_id", "score", "votes", "initial_votes", "endorsements_count", "comments_count",
     "status_changed_at", "visibility", "admin_response", "product", "created_by_user",
-    "created_by_portal_user", "created_by_idea_user", "assigned_to_user", "feature", "score_facts",
+    "created_by_portal_user", "created_by_idea_user", "assigned_to_user", "feature", "epic", "initiative",
+    "requirement", "score_facts",
     "tags", "full_tags", "categories", "custom_fields", "custom_object_links",
     "workflow_status_times", "submitted_idea_portal_record_url", "integration_fields",
     "duplicate_of", "watchers",
@@ -59,6 +60,8 @@ class IdeasStream(ListingStream):
     look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
     read_ahead = True  # the window comes from the state alone: the first page is listed as the run starts
     pages_ahead = 0  # only the first: `look_ahead_pages` lists the rest ahead in one thread, as before
+    detail_path = "/ideas/{id}"
+    detail_root = "idea"
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Whether this run read its window to the end."""
@@ -163,7 +166,7 @@ class IdeasStream(ListingStream):
         for items in self.walk_pages(None, since):
             if self._walk.last_total:
                 progress.listed(self._walk.last_total if cap is None else min(self._walk.last_total, cap))
-            ideas = self._complete(items)
+            ideas = self.complete(items)
             if cap is not None:
                 ideas = ideas[: cap - taken]
             taken += len(ideas)
@@ -185,27 +188,6 @@ class IdeasStream(ListingStream):
             "comments_count": record.get("comments_count"),
             "updated_at": record.get("updated_at"),
         }
-
-    def _complete(self, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-        """Full ideas for a page: list items as they are when complete, else each idea's detail."""
-        missing = [item for item in items if not all(key in item for key in DETAIL_MARKERS)]
-        if not missing:
-            return items
-        details = self.connection.prefetcher.map(self._detail, missing)
-        by_id = {item["id"]: detail for item, detail in zip(missing, details, strict=True)}
-        complete = [by_id.get(item["id"], item) for item in items]
-        return [idea for idea in complete if idea is not None]
-
-    def _detail(self, item: dict[str, t.Any]) -> dict[str, t.Any] | None:
-        try:
-            detail: dict[str, t.Any] = self.get_object(f"/ideas/{item['id']}", "idea")
-        except NotFoundError:
-            self.logger.warning("Idea %s was deleted while it was read; skipping it.", item["id"])
-            return None
-        if str(detail.get("id")) != item["id"]:
-            raise AhaAPIError(f"Aha! answered GET /ideas/{item['id']} with another idea's id.")
-        detail["id"] = item["id"]
-        return detail
 
     def prefetch_children(self, ideas: list[dict[str, t.Any]], children: t.Sequence[IdeaChildStream]) -> None:
         """Plan the children requests of these ideas; each child stream's get_records takes the result."""

@@ -18,6 +18,7 @@ from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, deletes_ahead, st
 from tap_aha.doctor import run_doctor
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
+from tap_aha.roadmap import ROADMAP_TYPES
 from tap_aha.sdk import SdkTap, order_streams
 from tap_aha.settings import SETTINGS, AhaSettings
 from tap_aha.streams import IdeaCommentsStream, IdeaPortalCommentsStream, IdeaProxyVotesStream, IdeasStream
@@ -41,6 +42,7 @@ STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeaCommentsStream,
     IdeaPortalCommentsStream,
     *COMPANION_TYPES,
+    *ROADMAP_TYPES,
 )
 STREAM_NAMES: tuple[str, ...] = tuple(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
 SYNC_ORDER: tuple[str, ...] = ("idea_votes", *(name for name in STREAM_NAMES if name != "idea_votes"))
@@ -51,7 +53,7 @@ REPLICATION_KEYS: dict[str, str | None] = {
 
 
 class TapAha(SdkTap):
-    """Aha! ideas with their votes and comments, and the organizations, users and workspaces they point at."""
+    """Aha! ideas with their votes and comments, what they point at, and the roadmap they lead to."""
 
     name = "tap-aha"
     message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer

@@ -163,6 +163,8 @@ def test_discover_and_about_need_no_server() -> None:
     assert names == {
         "ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments",
         "idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories",
+        "features", "requirements", "epics", "releases", "release_phases", "initiatives", "goals",
+        "key_results", "to_dos", "users", "idea_themes",
     }  # fmt: skip
     about = subprocess.run([*TAP, "--about", "--format", "json"], capture_output=True, text=True, check=True)
     info = json.loads(about.stdout)

@@ -21,7 +21,7 @@ BASE = (
 FLOORS: dict[str, int] = {
     **dict.fromkeys(BASE, 0),
     **dict.fromkeys(("client", "comment_counts"), 1),
-    **dict.fromkeys(("streams", "companions", "deletes"), 2),
+    **dict.fromkeys(("streams", "companions", "roadmap", "deletes"), 2),
     **dict.fromkeys(("doctor", "tap", "__main__"), 3),
     **dict.fromkeys(("lakeflow_deletes", "spark_schema", "lakeflow", "lakeflow_spark"), 4),
 }
