@@ -183,6 +183,8 @@ class NestedStream(ChildStream, AccountStream):
     nested_key: t.ClassVar[str]
     nested_markers: t.ClassVar[tuple[str, ...]]
     parent_key: t.ClassVar[str]
+    # Not read ahead: a listing per parent would be spent even where the parent's record holds them whole.
+    read_ahead = False
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Per-parent INFO lines only at DEBUG."""
