@@ -423,7 +423,14 @@ def run_ask_line(output: str, env: dict[str, str]) -> str:
     line = output.rstrip().splitlines()[-1].strip()
     argv = shlex.split(line)
     assert argv[:2] == ["make", "ask"], line
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        argv,
+        cwd=REPO,
+        env={**env, "MAKEFLAGS": "--no-print-directory"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return proc.stdout
 
 
