@@ -12,6 +12,7 @@ from bench.idle import idle_phase
 from bench.phases import (
     Bench,
     comment_phase,
+    daily_phase,
     fault_phase,
     header,
     latency_phase,
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = Bench.prepare(args, workdir)
         latency = None if args.skip_latency else latency_phase(bench)
+        daily = None if args.skip_daily else daily_phase(bench)
         throughput = None if args.skip_throughput else throughput_phase(bench)
         memory = None if args.skip_memory else memory_phase(bench)
         faults = None if args.skip_faults else fault_phase(bench)
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         report = Report(  # before the files go: it reads the tap's log
             args=args,
             latency=latency,
+            daily=daily,
             throughput=throughput,
             memory=memory,
             faults=faults,

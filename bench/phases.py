@@ -189,6 +189,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--parallel-requests", type=int, default=None, help="tap setting (default: the tap's own)")
     add("--skip-latency", action="store_true", help="skip the request and wall-time phase")
+    add("--skip-daily", action="store_true", help="skip the daily run with every stream selected")
+    add("--daily-ideas", type=int, default=1500, help="ideas in the account of the daily-run phase")
     add("--skip-throughput", action="store_true", help="skip the zero-latency CPU phase")
     add("--skip-memory", action="store_true", help="skip the memory phase")
     add("--skip-faults", action="store_true", help="skip the fault and stalled-answer phase")
@@ -266,6 +268,14 @@ def latency_phase(bench: Bench) -> LatencyPhase:
         incremental=incremental,
         incremental_audit=incremental_audit,
     )
+
+
+def daily_phase(bench: Bench) -> LatencyPhase:
+    """Issue 16's daily run: every stream, a full run of `--daily-ideas`, then the run after 2% changed."""
+    args = argparse.Namespace(**{**vars(bench.args), "ideas": bench.args.daily_ideas, "streams": "all"})
+    workdir = bench.workdir / "daily"
+    workdir.mkdir(exist_ok=True)
+    return latency_phase(Bench.prepare(args, workdir))
 
 
 def throughput_phase(bench: Bench) -> ThroughputPhase:

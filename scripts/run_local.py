@@ -35,7 +35,20 @@ PLUGINS = ("tap-aha", "target-duckdb")
 TABLES = (
     "ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments",
     "idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories",
+    "features", "requirements", "epics", "releases", "release_phases", "initiatives", "goals", "key_results",
+    "to_dos", "users", "idea_themes",
 )  # fmt: skip
+# Which customer asks shipped: the most-voted ideas promoted to a feature, with the feature's status and its
+# release's name and date (docs/roadmap.md).
+SHIPPED_ASKS = (
+    "select i.reference_num as idea, i.votes,"
+    " json_extract_string(f.workflow_status, '$.name') as feature_status,"
+    " r.name as release, r.release_date"
+    " from {schema}.ideas i"
+    " join {schema}.features f on f.id = json_extract_string(i.feature, '$.id')"
+    " left join {schema}.releases r on r.id = json_extract_string(f.release, '$.id')"
+    " order by i.votes desc nulls last, i.reference_num limit 5"
+)
 # The ideas whose voting customer organizations bring the most revenue (each organization once per idea).
 TOP_BY_REVENUE = (
     "with voters as (select distinct idea_id, json_extract_string(idea_organization, '$.id') as org_id"
@@ -268,10 +281,37 @@ def simulate_activity(fake: FakeAha, rng: random.Random, loaded: dict[str, Loade
     gone = fake.idea(pick("ideas", untouched))
     fake.delete_idea(gone["id"])
     names = ", ".join(idea["reference_num"] for idea in moved)
+    roadmap = simulate_roadmap(fake, rng, loaded)
     return (
         f"simulated since the last run: {names} changed status, 2 proxy votes and 2 comments added, "
         f"{customer['name']}'s revenue changed; idea {gone['reference_num']}, a proxy vote, a comment and a "
-        "portal comment deleted"
+        f"portal comment deleted; {roadmap}"
+    )
+
+
+def simulate_roadmap(fake: FakeAha, rng: random.Random, loaded: dict[str, Loaded]) -> str:
+    """Roadmap edits since the last run: a feature shipped, a release moved, a requirement and a to-do added.
+
+    A feature is deleted too: one the last run loaded (any, on a first run), not one an idea points at.
+    """
+    roadmap = fake.roadmap
+    features = roadmap.records("features")
+    promoted = {(idea.get("feature") or {}).get("id") for idea in fake.ideas()}
+    shipped = rng.choice([f for f in features if f["id"] in promoted])
+    release = roadmap.records("releases")[0]
+    roadmap.update(
+        "features", shipped["id"], workflow_status={**shipped["workflow_status"], "name": "Shipped"}
+    )
+    roadmap.update("releases", release["id"], release_date="2024-06-30")
+    roadmap.add_requirement(shipped["id"], k=len(shipped.get("requirements") or []) + 1)
+    roadmap.add_task(shipped)
+    spare = [f["id"] for f in features if f["id"] not in promoted and f["id"] != shipped["id"]]
+    present = set(loaded["features"].ids)
+    gone = rng.choice([i for i in spare if i in present] or spare)
+    roadmap.delete("features", gone)
+    return (
+        f"feature {shipped['reference_num']} shipped, release {release['name']} moved, a requirement and a "
+        f"to-do added, a feature deleted"
     )
 
 
@@ -282,7 +322,7 @@ def simulator_env(env: dict[str, str], fake: FakeAha) -> dict[str, str]:
 
 
 def report(target: Target, environment: str, tables: dict[str, Loaded], before: dict[str, Loaded]) -> None:
-    """Where the data is, what this run loaded and deleted, the state, the ranking, and how to ask."""
+    """Where the data is, what this run loaded and deleted, what shipped, the state, a ranking, how to ask."""
     schema = target.schema
     say(f"Loaded into: {target.database}  (DuckDB, schema {schema}; Meltano environment '{environment}')")
     deleted = {table: len(set(before[table].ids) - set(loaded.ids)) for table, loaded in tables.items()}
@@ -292,6 +332,8 @@ def report(target: Target, environment: str, tables: dict[str, Loaded], before: 
             f"{deleted[table]:>3} deleted"
         )
     say(f"Deletes applied this run: {sum(deleted.values())} rows removed (records deleted in Aha!).")
+    say("Which customer asks shipped: the most-voted ideas with their feature's status and release:")
+    show(target, SHIPPED_ASKS.format(schema=schema))
     state_id = f"{environment}:tap-aha-to-target-duckdb"
     say(f"State: Meltano's system database, id {state_id} (meltano state get {state_id}).")
     say("The top ideas by the revenue of the customer organizations that voted for them:")

@@ -22,16 +22,18 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 
+from tap_aha import prefetch
 from tap_aha.errors import AhaAPIError, AuthError, EndpointRefusedError, NotFoundError
+from tap_aha.listings import FanOut, Listings, Walk
 from tap_aha.prefetch import Abandoned, Prefetcher
 from tap_aha.progress import Progress
 from tap_aha.ratelimit import RateLimiter
 from tap_aha.sdk import SdkStream, tap_of
-from tap_aha.timestamps import format_timestamp
+from tap_aha.timestamps import format_timestamp, later_start, normalize_timestamp
 from tap_aha.vote_index import RunVotes
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
@@ -68,7 +70,8 @@ class AhaConnection:
     settings: AhaSettings
     session: requests.Session = field(default_factory=requests.Session)
     limiter: RateLimiter = field(init=False)
-    prefetcher: Prefetcher = field(init=False)
+    prefetcher: Prefetcher[list[dict[str, t.Any]]] = field(init=False)
+    listings: Listings = field(init=False)
     progress: Progress = field(init=False)
     started_at: str = field(default_factory=lambda: format_timestamp(dt.datetime.now(dt.UTC)))
     votes: RunVotes = field(default_factory=RunVotes)  # the run's one account-wide vote listing
@@ -76,7 +79,8 @@ class AhaConnection:
 
     def __post_init__(self) -> None:
         """Size the pool for the prefetch threads and build the limiter from the settings."""
-        adapter = HTTPAdapter(pool_maxsize=self.settings.parallel_requests + 1, max_retries=0)
+        # The main thread, the children's workers and the listings' workers each hold a connection.
+        adapter = HTTPAdapter(pool_maxsize=2 * self.settings.parallel_requests + 1, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         # requests re-reads proxy and CA settings from the environment on every request, a fifth of the
@@ -90,6 +94,7 @@ class AhaConnection:
             api_url=self.settings.api_url,
         )
         self.prefetcher = Prefetcher(self.settings.parallel_requests)
+        self.listings = Listings(self.settings.parallel_requests)
         self.progress = Progress(
             per_minute=self.settings.requests_per_minute,
             per_second=self.settings.requests_per_second,
@@ -266,7 +271,8 @@ class AhaStream(SdkStream):
         warning naming it: every other parent's records arrive. Anywhere else, the stream for this run.
         """
         if self.parent_stream_type is not None and context:
-            parent = ", ".join(f"{key} {value}" for key, value in context.items())
+            ids = {key: value for key, value in context.items() if key.endswith("_id")} or context
+            parent = ", ".join(f"{key} {value}" for key, value in ids.items())  # not a nested record list
             kind = vars(self.parent_stream_type).get("name", self.parent_stream_type.__name__)
             self.logger.warning(
                 "Aha! refused %s (HTTP %s) for %s (%s): skipping the %s of that one; every other %s "
@@ -294,6 +300,13 @@ class AhaStream(SdkStream):
             if value is not None and not isinstance(value, str):
                 row[key] = str(value)
         return row
+
+    def walks_ahead(self) -> list[Walk]:
+        """The account-wide walks this stream's sync will make, known before any stream syncs.
+
+        The tap starts them all at once (tap_aha.listings); none by default.
+        """
+        return []
 
     def get_object(self, path: str, root: str, params: dict[str, t.Any] | None = None) -> t.Any:
         """One GET outside the stream's own listing (an idea's detail), through the same path."""
@@ -326,7 +339,7 @@ class AhaStream(SdkStream):
             failures = rate_limited = 0
             first_429 = 0.0
             while True:
-                if self.connection.prefetcher.abandoned():
+                if prefetch.abandoned():
                     raise Abandoned
                 self.connection.limiter.acquire()
                 self.connection.progress.request_sent()
@@ -350,7 +363,7 @@ class AhaStream(SdkStream):
                         raise self._gave_up(exc, failures) from None
                     wait = self._backoff(failures, self.backoff_base_seconds)
                     self._log_retry(exc, failures, wait)
-                    self.connection.prefetcher.backoff(wait)
+                    prefetch.backoff(wait)
                 else:
                     self.connection.answered(response)
                     return response
@@ -408,6 +421,15 @@ class ListingStream(AhaStream):
     """
 
     max_listing_passes = 4
+    # Whether `since_ahead` tells this stream's first walk before any stream syncs: it is then read ahead.
+    read_ahead: t.ClassVar[bool] = False
+    pages_ahead: t.ClassVar[int] = 2  # pages read ahead of the one the walk reads (0: only the first)
+    # Keys every full record carries. A list item missing any of them is a stub, completed with one GET of
+    # `detail_path` (its `{id}` filled in; answer root `detail_root`): decided per item from what came back,
+    # so a listing that honours `fields=` costs no request more, one that ignores it one per record listed.
+    detail_markers: t.ClassVar[tuple[str, ...]] = ()
+    detail_path: t.ClassVar[str] = ""
+    detail_root: t.ClassVar[str] = ""
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Per-run listing state."""
@@ -481,6 +503,128 @@ class ListingStream(AhaStream):
         """When the last `walk_pages` sent its first request, on Aha!'s clock (None before an answer)."""
         return self._listed_at
 
+    def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The SDK's paged requests, unless this walk's pages were read ahead (tap_aha.listings)."""
+        pages = self.connection.listings.take(
+            self.name, self.get_url(context), self.get_url_params(context, None)
+        )
+        if pages is None:
+            yield from super().request_records(context)
+            return
+        for response in pages:
+            yield from self.parse_response(response)
+
+    # ------------------------------------------------------------------ read ahead (tap_aha.listings)
+
+    def walks_ahead(self) -> list[Walk]:
+        """The first walk of a stream that syncs on its own (not per parent) and knows its window ahead."""
+        syncs = self.selected or self.has_selected_descendents
+        if not self.read_ahead or self.parent_stream_type is not None or not syncs:
+            return []
+        return [self.walk_ahead(None, self.since_ahead())]
+
+    def since_ahead(self) -> str | None:
+        """The `updated_since` of this stream's first walk: its window's start (None: everything)."""
+        return self.bookmark_ahead() if self.replication_key else None
+
+    def bookmark_ahead(self) -> str | None:
+        """Where the SDK will start this stream's window: the later of the bookmark and start_date.
+
+        Read without writing the state (the SDK's own way writes it): walks are planned before the SDK sends
+        the state it was given.
+        """
+        state = self.state_as_given()
+        stored = (
+            state.get("replication_key_value")
+            if state.get("replication_key") == self.replication_key
+            else None
+        )
+        return later_start(
+            normalize_timestamp(stored) if isinstance(stored, str) and stored else None,
+            self.settings.start_date,
+        )
+
+    def state_as_given(self) -> Mapping[str, t.Any]:
+        """The stream's state as given, read without creating it (the SDK's `stream_state` would)."""
+        state: Mapping[str, t.Any] = tap_of(self).state.get("bookmarks", {}).get(self.name, {})
+        return state
+
+    def walk_ahead(self, context: Context | None, since: str | None) -> Walk:
+        """The walk `walk_pages(context, since)` will make, with the listings of its selected children."""
+        params = self._first_params(context, since)
+        return Walk(self, self.listing_url(context), params, self.pages_ahead, self._fan_outs())
+
+    def _first_params(self, context: Context | None, since: str | None) -> dict[str, t.Any]:
+        """The first page's parameters of a walk from `since` (`get_url_params` reads the walk's window)."""
+        saved, self._updated_since = self._updated_since, since
+        try:
+            return self.get_url_params(context, None)
+        finally:
+            self._updated_since = saved
+
+    def _fan_outs(self) -> tuple[FanOut, ...]:
+        """A listing per record for each selected child listing (its parameters must not need the context)."""
+        return tuple(
+            FanOut(
+                child, child._first_params(None, child.since_ahead()), child.pages_ahead, child._fan_outs()
+            )
+            for child in self.child_streams
+            if isinstance(child, ListingStream)
+            and child.read_ahead
+            and (child.selected or child.has_selected_descendents)
+        )
+
+    def listing_url(self, context: Mapping[str, t.Any] | None) -> str:
+        """The listing's URL for a parent's context."""
+        return self.get_url(dict(context) if context else None)
+
+    def fetch_page(self, url: str, params: Mapping[str, t.Any]) -> requests.Response:
+        """One page through the limiter and retries (from a worker: the stream's state is not touched)."""
+        prepared = self.build_prepared_request(
+            method="GET", url=url, params=dict(params), headers=self.http_headers
+        )
+        return self.request_decorator(self._send)(prepared, None)
+
+    def page_items(self, response: requests.Response) -> list[dict[str, t.Any]]:
+        """The page's records."""
+        return records_of(response, self.root_key)
+
+    def has_more(self, response: requests.Response) -> bool:
+        """Whether a page follows this one."""
+        return self.get_new_paginator().has_more(response)
+
+    def child_contexts(self, item: dict[str, t.Any]) -> Iterable[Mapping[str, t.Any]]:
+        """The contexts of a record's children, as the SDK will make them."""
+        return [context for context in self.generate_child_contexts(item, None) if context is not None]
+
+    def complete(self, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        """Full records for a page: items that carry `detail_markers` as they are, the others' details.
+
+        A record deleted between its listing and its detail (404) is left out with a warning.
+        """
+        missing = [item for item in items if not all(key in item for key in self.detail_markers)]
+        if not missing:
+            return items
+        details = self.connection.prefetcher.map(self._detail, missing)
+        by_id = {item["id"]: detail for item, detail in zip(missing, details, strict=True)}
+        return [record for record in (by_id.get(item["id"], item) for item in items) if record is not None]
+
+    def _detail(self, item: dict[str, t.Any]) -> dict[str, t.Any] | None:
+        path = self.detail_path.format(id=item["id"])
+        try:
+            detail: dict[str, t.Any] = self.get_object(path, self.detail_root)
+        except (NotFoundError, EndpointRefusedError) as exc:
+            if isinstance(exc, EndpointRefusedError) and exc.status != HTTPStatus.NOT_FOUND:
+                raise
+            self.logger.warning(
+                "%s %s was deleted while it was read; skipping it.", self.detail_root.capitalize(), item["id"]
+            )
+            return None
+        if str(detail.get("id")) != item["id"]:
+            raise AhaAPIError(f"Aha! answered GET {path} with another record's id.")
+        detail["id"] = item["id"]
+        return detail
+
     def _lower_signpost_to_server_clock(self, response: requests.Response) -> None:
         """Never let the bookmark pass the moment, on Aha!'s clock, this run's first request left.
 
@@ -508,13 +652,17 @@ class ChildStream(AhaStream):
 
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
 
-    def records_of_parent(self, context: Context) -> list[dict[str, t.Any]] | None:
+    def records_of_parent(
+        self, context: Context, records: t.Iterable[dict[str, t.Any]] | None = None
+    ) -> list[dict[str, t.Any]] | None:
         """One parent's records, post-processed; None where Aha! refuses that parent (`skip_refused`).
 
-        All or nothing: a failure after the retries raises, so no caller can deliver part of a parent.
+        `records`: that parent's records read another way than `get_records` (lazily, so a refusal surfaces
+        here), e.g. over a Lakeflow table's window. All or nothing: a failure after the retries raises, so
+        no caller can deliver part of a parent.
         """
         try:
-            rows = list(self.get_records(context))
+            rows = list(self.get_records(context) if records is None else records)
         except EndpointRefusedError as exc:
             self.skip_refused(exc, context)
             return None

@@ -91,6 +91,7 @@ class CommentCounts:
         *,
         skip_portal: bool = True,
         skipping: bool = True,
+        readings: Iterable[str] | None = None,
         min_agreeing: int = MIN_AGREEING,
         min_ruled_out: int = MIN_RULED_OUT,
         log: logging.Logger = logger,
@@ -98,7 +99,8 @@ class CommentCounts:
         """No evidence yet.
 
         `skip_portal` False (spam wanted) never skips portal comments; `skipping` False skips nothing (the
-        evidence alone, as `--doctor` gathers it).
+        evidence alone, as `--doctor` gathers it). `readings`: the readings earlier runs' evidence left (a
+        resumed first sync's, tap_aha.first_sync), None: all; none left means no skipping.
         """
         self.active = frozenset(active)
         self._fetchers = dict(fetchers or {})
@@ -108,7 +110,7 @@ class CommentCounts:
         self._min_ruled_out = min_ruled_out
         self._log = log
         self._lock = threading.Lock()
-        self.fitting = set(READINGS)  # readings no observation contradicted
+        self.fitting = set(READINGS) & set(READINGS if readings is None else readings)  # none contradicted
         self.ruled_out = dict.fromkeys(READINGS, 0)  # observations that contradicted each reading
         self.agreeing = 0  # observations with a non-zero count that every fitting reading matched
         self.observed = 0
@@ -156,6 +158,16 @@ class CommentCounts:
                 return []
             contexts, self._skipped[kind] = self._skipped[kind], []
             return contexts
+
+    def outstanding(self) -> frozenset[str]:
+        """The kinds with requests skipped and not handed back: ideas whose comments rely on the count."""
+        with self._lock:
+            return frozenset(kind for kind, contexts in self._skipped.items() if contexts)
+
+    def readings(self) -> frozenset[str]:
+        """The readings no observation contradicted yet: a resumed first sync checks earlier runs by them."""
+        with self._lock:
+            return frozenset(self.fitting)
 
     @property
     def verdict(self) -> str:

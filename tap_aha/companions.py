@@ -22,6 +22,8 @@ from tap_aha.timestamps import format_timestamp, later_start, normalize_timestam
 from tap_aha.vote_index import ProxyVoteIndex, changed_at
 
 if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from singer_sdk.helpers.types import Context, Record
 
 
@@ -32,6 +34,7 @@ class AccountStream(ListingStream):
     is_sorted = False  # no documented order: bookmark promoted at stream end, capped at the run's start
     schema = StreamSchema(SCHEMAS)
     list_fields: t.ClassVar[str | None] = None  # `fields=` when the default list item is not the full one
+    read_ahead = True  # the window comes from the state alone: the first walk starts with the run
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Paging, the change window and the fields that make a list item the full record."""
@@ -40,12 +43,43 @@ class AccountStream(ListingStream):
             params["fields"] = self.list_fields
         return params
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """No listing found ignoring `updated_since` yet."""
+        super().__init__(*args, **kwargs)
+        self._warned_since = False
+
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The records changed since the bookmark (all of them for a full table)."""
-        for page in self.walk_pages(context, self.updated_since(context)):
+        for page in self.pages(context, self.updated_since(context)):
             self.settle_signpost()
             yield from page
         self.settle_signpost()
+
+    def pages(self, context: Context | None, since: str | None) -> t.Iterator[list[dict[str, t.Any]]]:
+        """Full records changed since `since` (all: None), a page at a time: what the tap and Lakeflow read.
+
+        Stubs are completed (`complete`). A listing that ignores `updated_since` (it sends records last
+        changed before it) is filtered here, with one warning a run.
+        """
+        done = 0
+        for items in self.walk_pages(context, since):
+            records = self.complete(items)
+            if records is not items:  # details were read: a request per stub, worth a progress line
+                done += len(items)
+                self.connection.progress.listing(self.name, done, self._walk.last_total or None)
+            if since is not None and self.replication_key:
+                kept = [
+                    record for record in records if not _changed_before(record, self.replication_key, since)
+                ]
+                if len(kept) < len(records) and not self._warned_since:
+                    self._warned_since = True
+                    self.logger.warning(
+                        "The %s listing ignored updated_since=%s (it sent records last changed before it): "
+                        "they are left out here, but every run reads the whole listing.",
+                        self.name, since,
+                    )  # fmt: skip
+                records = kept
+            yield records
 
     def updated_since(self, context: Context | None) -> str | None:
         """The bookmark, or start_date, as `updated_since`; None (everything) for a full table."""
@@ -53,6 +87,12 @@ class AccountStream(ListingStream):
             return None
         start = self.get_starting_timestamp(context)
         return format_timestamp(start) if start else None
+
+
+def _changed_before(record: dict[str, t.Any], key: str, since: str) -> bool:
+    """Whether the record's cursor lies before `since` (a record without one is kept)."""
+    value = record.get(key)
+    return isinstance(value, str) and bool(value) and normalize_timestamp(value) < since
 
 
 class IdeaVotesStream(AccountStream):
@@ -84,13 +124,16 @@ class IdeaVotesStream(AccountStream):
         if not votes.wanted:
             yield from super().get_records(context)
             return
-        window = votes.since
-        index = ProxyVoteIndex(window)
-        for page in self.walk_pages(context, None if own is None or window is None else min(own, window)):
+        index = ProxyVoteIndex(votes.since)
+        for page in self.walk_pages(context, votes.window(own)):
             index.add(page)
             yield from (vote for vote in page if own is None or changed_at(vote) >= own)
         self.settle_signpost()
         votes.offer(index)
+
+    def since_ahead(self) -> str | None:
+        """Where the listing starts (`get_records`), before the sync: the run's vote plan widens it."""
+        return self.connection.votes.window(super().since_ahead())
 
 
 class IdeaOrganizationsStream(AccountStream):
@@ -135,7 +178,14 @@ class IdeaUsersStream(AccountStream):
 
     def updated_since(self, context: Context | None) -> str | None:
         """The later of the stored bookmark and start_date."""
-        stored = self.stream_state.get("replication_key_value")
+        return self._since(self.stream_state)
+
+    def since_ahead(self) -> str | None:
+        """`updated_since`, before the sync (the state as given, not written)."""
+        return self._since(self.state_as_given())
+
+    def _since(self, state: Mapping[str, t.Any]) -> str | None:
+        stored = state.get("replication_key_value")
         return later_start(
             normalize_timestamp(stored) if isinstance(stored, str) else None, self.settings.start_date
         )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from tap_aha.client import AhaStream, ListingStream, connection_of
 from tap_aha.errors import EndpointRefusedError
+from tap_aha.listings import Walk
 from tap_aha.timestamps import normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -95,9 +96,11 @@ class AuditsStream(ListingStream):
         while the listing shifts under it).
         """
         has_more = self.get_new_paginator().has_more
-        params: dict[str, t.Any] = {**self._window, "per_page": self.settings.page_size}
+        params = self._first_params_by_id()
+        first = self.connection.listings.take(self.name, self.listing_url(None), params)  # if read ahead
         while True:
-            response = self.get_response(self.path, params)
+            response = next(first) if first is not None else self.get_response(self.path, params)
+            first = None
             audits = [audit for page in self.parse_response(response) for audit in page[self.root_key]]
             if not self.read.page(audits) or not has_more(response):
                 break
@@ -106,6 +109,13 @@ class AuditsStream(ListingStream):
             for page in self.walk_pages(None, None):
                 self.read.page(page)
         return self.read
+
+    def walks_ahead(self) -> list[Walk]:
+        """The first request of `destroys`, started with the run (the rest depends on its answer)."""
+        return [Walk(self, self.listing_url(None), self._first_params_by_id(), paged=False)]
+
+    def _first_params_by_id(self) -> dict[str, t.Any]:
+        return {**self._window, "per_page": self.settings.page_size}
 
     def _refusal(self, status: int, where: str) -> str:
         """The status alone: the callers word the warning, naming `capture_deletes`."""
@@ -178,6 +188,20 @@ def read_deletions(
     return audits.destroys().deletions({stream.name: stream for stream in streams}), audits
 
 
+def deletes_ahead(tap: Tap) -> list[Walk]:
+    """The audit log's first request, if `capture_deletes` will read it: started with the run.
+
+    Decided from the state as given, without writing it (the SDK sends it first).
+    """
+    connection = connection_of(tap)
+    if not connection.settings.capture_deletes:
+        return []
+    since = _since(tap.state.get("bookmarks", {}))
+    if since is None or not _audited_streams(tap):
+        return []
+    return AuditsStream(tap, since, connection.started_at).walks_ahead()
+
+
 def capture_deletes(tap: Tap) -> bool:
     """Before the streams sync: tombstones for what was deleted since the delete bookmark, then the bookmark.
 
@@ -192,12 +216,10 @@ def capture_deletes(tap: Tap) -> bool:
     logger = tap.logger
     bookmarks: dict[str, t.Any] = tap.state.setdefault("bookmarks", {})
     start = connection.started_at
-    since = _bookmark(bookmarks, DELETES_BOOKMARK) or _bookmark(bookmarks, "ideas")
+    since = _since(bookmarks)
     if since is None:
         return True
-    streams = [
-        s for s in tap.streams.values() if s.selected and isinstance(s, AhaStream) and s.delete_audit_types
-    ]
+    streams = _audited_streams(tap)
     if not streams:
         return False
     if parse_timestamp(since) < audit_log_start(dt.datetime.now(dt.UTC)):
@@ -238,16 +260,31 @@ def start_deletes_bookmark(tap: Tap) -> None:
     tap.state_writer.write_state(tap.state)
 
 
-def keep_deletes_bookmark(tap: Tap) -> None:
+def _since(bookmarks: Mapping[str, t.Any]) -> str | None:
+    """Where the read starts: the delete bookmark, else (a state from before deletes) the ideas bookmark."""
+    return _bookmark(bookmarks, DELETES_BOOKMARK) or _bookmark(bookmarks, "ideas")
+
+
+def _audited_streams(tap: Tap) -> list[AhaStream]:
+    """The selected streams whose records' deletes Aha! audits."""
+    return [
+        s for s in tap.streams.values() if s.selected and isinstance(s, AhaStream) and s.delete_audit_types
+    ]
+
+
+def keep_deletes_bookmark(tap: Tap, not_after: str) -> None:
     """Before a STATE in the middle of a first run (a first sync's window): its delete bookmark already.
 
     Aha! has answered by then, so the run's start on its clock is known. A run resumed from that state reads
-    the deletes since this run's start: those of records this run wrote before it was killed included.
+    the deletes since this run's start: those of records this run wrote before it was killed included. The
+    listings start at once, so the first answer may tell a moment a little after the ideas' first request:
+    the bookmark is never later than `not_after` (that request on Aha!'s clock).
     """
     connection = connection_of(tap)
     bookmarks: dict[str, t.Any] = tap.state.setdefault("bookmarks", {})
     if connection.settings.capture_deletes and DELETES_BOOKMARK not in bookmarks:
-        bookmarks[DELETES_BOOKMARK] = {"replication_key_value": connection.server_started_at}
+        since = min(normalize_timestamp(connection.server_started_at), normalize_timestamp(not_after))
+        bookmarks[DELETES_BOOKMARK] = {"replication_key_value": since}
 
 
 def _bookmark(bookmarks: Mapping[str, t.Any], name: str) -> str | None:

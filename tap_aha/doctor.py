@@ -267,15 +267,15 @@ class Doctor:
         if not items:
             self.checks.append(Check(name, "ok", "cannot tell: the listing is empty."))
             return None
-        if stream.name == "ideas":  # the tap completes each item lacking a marker with GET /ideas/{id}
+        if stream.detail_path:  # the tap completes each item lacking a marker with one GET of its record
             complete = sum(all(m in item for m in markers) for item in items)
             honoured = complete == len(items)
             detail = (
-                f"honoured: all {len(items)} items listed carry the full idea ({', '.join(markers)}): no "
-                "detail request per idea."
+                f"honoured: all {len(items)} items listed carry the full record ({', '.join(markers)}): no "
+                "detail request per record."
                 if honoured
                 else f"{len(items) - complete} of {len(items)} items lack detail fields: the tap reads each "
-                "such idea with GET /ideas/{id}, one more request per changed idea."
+                f"such record with GET {stream.detail_path}, one more request per changed record."
             )
         else:
             absent = [m for m in markers if not any(m in item for item in items)]

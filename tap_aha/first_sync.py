@@ -30,6 +30,14 @@ Invariants:
    resumed run reads the deletes since then, those of the ideas and votes the killed run wrote included.
 5. Window sizes come from counts (`total_records` of each window's first page) and never decide what is
    read: a too-large guess costs one request, then a smaller window is tried. The state stays O(1).
+   The listings are read ahead as the run starts (tap_aha.listings): the ideas' read-ahead request is the
+   one this module makes first (`first_window`), the unfiltered page 1, or a resumed run's next window.
+6. Comment requests skipped for a count of 0 (tap_aha.comment_counts) rely on a reading of
+   `comments_count`. Within a run, a contradiction hands them back before the next STATE. Across runs the
+   marker's `skipped` = {"before", "kinds", "readings"} keeps them (O(1)): a resumed run drops the readings
+   its own evidence contradicts, and when none is left, it lists the windows before `before` again after
+   its last window (pages only) and requests those comments of the ideas counted 0, before the bookmark.
+   A STATE written in between carries the empty `readings`: the debt outlives another kill.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ if t.TYPE_CHECKING:
 
 Row = dict[str, t.Any]
 MARKER = "first_sync"  # state["bookmarks"]["ideas"]["first_sync"]
+SKIPPED = "skipped"  # the marker's record of comment requests skipped in its finished windows
 GOAL_WINDOW_PAGES = 1  # the size a window is aimed at
 MAX_WINDOW_PAGES = 2  # the size a window may have
 WINDOWED_OVER_PAGES = 4  # a listing of more pages is read in windows; a smaller one as before
@@ -63,6 +72,18 @@ class _Connection(t.Protocol):
     @property
     def progress(self) -> Progress:
         """The run's progress lines."""
+
+
+class Comments(t.Protocol):
+    """What a first sync uses of the run's comment counts (tap_aha.comment_counts.CommentCounts)."""
+
+    def readings(self) -> frozenset[str]:
+        """The readings of `comments_count` no observation contradicted."""
+        ...
+
+    def outstanding(self) -> frozenset[str]:
+        """The kinds of comment requests skipped and not handed back."""
+        ...
 
 
 class IdeasListing(t.Protocol):
@@ -122,17 +143,70 @@ class WindowEnd(list[Row]):
 
 def check_marker(value: object) -> None:
     """Raise StateError (one line) unless `value` is a marker this module wrote."""
-    problem = 'must be {"started_at": <timestamp>, "done_before": <timestamp>}'
-    if not isinstance(value, dict) or set(value) != {"started_at", "done_before"}:
+    problem = 'must be {"started_at": <timestamp>, "done_before": <timestamp>} (and "skipped", if any)'
+    required = {"started_at", "done_before"}
+    if not isinstance(value, dict) or not required <= set(value) <= {*required, SKIPPED}:
         raise StateError(f"The state bookmark of stream 'ideas' has a '{MARKER}' marker that {problem}.")
-    for key in ("started_at", "done_before"):
+    _check_timestamps(value, required, MARKER)
+    skipped = value.get(SKIPPED)
+    if skipped is None:
+        return
+    lists = ("kinds", "readings")
+    if (
+        not isinstance(skipped, dict)
+        or set(skipped) != {"before", *lists}
+        or not all(isinstance(skipped[key], list) for key in lists)
+        or not all(isinstance(item, str) for key in lists for item in skipped[key])
+    ):
+        raise StateError(
+            f"The state bookmark of stream 'ideas' has a '{MARKER}' marker whose '{SKIPPED}' must be "
+            '{"before": <timestamp>, "kinds": [<text>], "readings": [<text>]}.'
+        )
+    _check_timestamps(skipped, {"before"}, f"{MARKER}.{SKIPPED}")
+
+
+def _check_timestamps(value: dict[str, t.Any], keys: set[str], where: str) -> None:
+    for key in sorted(keys):
         try:
             parse_timestamp(value[key])
         except (TypeError, ValueError, AttributeError):
             raise StateError(
-                f"The state bookmark of stream 'ideas' has a '{MARKER}' marker whose '{key}' is not an "
+                f"The state bookmark of stream 'ideas' has a '{where}' marker whose '{key}' is not an "
                 "ISO-8601 timestamp."
             ) from None
+
+
+@dataclass
+class Skipped:
+    """Comment requests skipped in finished windows (tap_aha.comment_counts), owed if their reading falls.
+
+    Ideas created before `before` may have had their comments of `kinds` skipped, each for a count of 0 under
+    every reading of `comments_count` in `readings` (those no observation contradicted). Empty `readings`:
+    later evidence contradicted them all, and the requests are owed before the first sync ends.
+    """
+
+    before: str
+    kinds: frozenset[str]
+    readings: frozenset[str]
+
+    @classmethod
+    def of(cls, value: t.Any) -> Skipped | None:
+        """From a checked marker's `skipped` (None: nothing skipped)."""
+        if not isinstance(value, dict):
+            return None
+        before = normalize_timestamp(value["before"])
+        return cls(before, frozenset(value["kinds"]), frozenset(value["readings"]))
+
+    def as_json(self) -> dict[str, t.Any]:
+        """For the marker: O(1), a kind or two and at most three readings."""
+        return {"before": self.before, "kinds": sorted(self.kinds), "readings": sorted(self.readings)}
+
+    def joined(self, other: Skipped | None) -> Skipped:
+        """Both runs' skipped requests: valid only where both readings hold."""
+        if other is None:
+            return self
+        before = max(self.before, other.before)
+        return Skipped(before, self.kinds | other.kinds, self.readings & other.readings)
 
 
 @dataclass
@@ -232,15 +306,28 @@ class FirstSync:
         if isinstance(marker, dict):
             self.started_at = normalize_timestamp(marker["started_at"])
             self.done_before = normalize_timestamp(marker["done_before"])
+        # Earlier runs' skipped comment requests (invariant 6), and this run's not handed back yet.
+        self.carried = Skipped.of(marker.get(SKIPPED)) if isinstance(marker, dict) else None
+        self.own: Skipped | None = None
+        self._since: str | None = None
         self.windowed = False
         self.windows = 0
         self.probes_cut = 0  # window guesses that were too large: a request each
         self._given: set[str] = set()  # ids of the window just finished that lie on its end's millisecond
 
+    def readings(self) -> frozenset[str] | None:
+        """The readings of `comments_count` earlier runs' skips left standing (None: no skips carried).
+
+        This run's comment counts start from them: a reading their evidence ruled out is not learned anew,
+        and once none is left nothing is skipped (the owed requests included).
+        """
+        return None if self.carried is None else self.carried.readings
+
     def pages(self, since: str | None) -> Generator[list[Row], None, None]:
         """Pages of full ideas updated since `since`, with a WindowEnd after each finished window."""
         stream = self.stream
         page_size = stream.settings.page_size
+        self._since = since
         if self.started_at is None or stream.settings.max_ideas is not None:
             walk = self._walk(since, None, None)
             first = next(walk, None)
@@ -296,12 +383,7 @@ class FirstSync:
         self, since: str | None, start: int | None, end: int | None
     ) -> Generator[list[Row], None, None]:
         """The listing of one window (all ideas when both ends are open), requested once iterated."""
-        window: dict[str, str] = {}
-        if start is not None:
-            window["created_since"] = _format(start)
-        if end is not None:
-            window["created_before"] = _format(end + _MS)  # see invariant 2
-        self.stream.created_window = window
+        self.stream.created_window = window_params(start, end)
         yield from self.stream.walk_pages(None, since)
 
     def _window_pages(
@@ -315,11 +397,58 @@ class FirstSync:
                 self._given.update(idea["id"] for idea in fresh if _on_or_after(idea, end))
             yield fresh
 
-    def window_done(self, end: WindowEnd) -> None:
+    def window_done(self, end: WindowEnd, comments: Comments | None) -> None:
         """Every idea of the window and its children are written: record it in a STATE message now."""
         stream = self.stream
-        stream.stream_state[MARKER] = {"started_at": self.started_at, "done_before": end.before}
+        self.note_comments(comments, end.before)
+        marker: dict[str, t.Any] = {"started_at": self.started_at, "done_before": end.before}
+        skipped = self.carried.joined(self.own) if self.carried else self.own
+        if skipped is not None:
+            marker[SKIPPED] = skipped.as_json()
+        stream.stream_state[MARKER] = marker
         stream.write_state()
+
+    def note_comments(self, comments: Comments | None, before: str | None) -> None:
+        """What this run's comment counts say now: the earlier runs' readings that still hold, its own skips.
+
+        None: no comment counts this run (no comment stream, or none skipped): nothing learned or skipped.
+        """
+        if comments is None:
+            return
+        fits = comments.readings()
+        if self.carried is not None and self.carried.readings:
+            self.carried = Skipped(self.carried.before, self.carried.kinds, self.carried.readings & fits)
+        outstanding = comments.outstanding()
+        if not outstanding:
+            self.own = None  # never skipped, or handed back and fetched after a contradiction
+        elif before is not None:
+            self.own = Skipped(before, outstanding, fits)
+
+    def owed(self, comments: Comments | None) -> tuple[frozenset[str], Iterator[list[Row]]] | None:
+        """After the last window: the kinds and the ideas whose comments earlier runs skipped, if now owed.
+
+        Owed when this run's evidence contradicts every reading those skips relied on: the finished windows
+        are listed again (ideas created before `before`, updated since the run's bookmark: pages only) for
+        the caller to request the comments of those counted 0. None: nothing owed.
+        """
+        self.note_comments(comments, None)
+        carried = self.carried
+        if not self.windowed or carried is None or carried.readings:
+            return None
+        self.carried = None
+        self.stream.logger.warning(
+            "comments_count contradicts the reading an interrupted run relied on to skip comment requests: "
+            "listing the ideas created before %s again for the comments of those counted 0.",
+            carried.before,
+        )
+        walk = self._walk(self._since, None, _ms(carried.before))
+        return carried.kinds, self._pages_then_no_window(walk)
+
+    def _pages_then_no_window(self, walk: Iterator[list[Row]]) -> Iterator[list[Row]]:
+        try:
+            yield from self.stream.changed_idea_pages(self._since, walk)
+        finally:
+            self.stream.created_window = {}
 
     def finish(self) -> None:
         """All windows read: the ideas bookmark becomes S, and the marker goes (invariant 4).
@@ -339,6 +468,27 @@ class FirstSync:
             "First sync done in %d windows (%d guesses cut smaller); the ideas bookmark is its start, %s.",
             self.windows, self.probes_cut, self.started_at,
         )  # fmt: skip
+
+
+def window_params(start: int | None, end: int | None) -> dict[str, str]:
+    """The listing's `created_at` parameters of the window from `start` to `end` (ms; None: open)."""
+    window: dict[str, str] = {}
+    if start is not None:
+        window["created_since"] = _format(start)
+    if end is not None:
+        window["created_before"] = _format(end + _MS)  # see invariant 2
+    return window
+
+
+def first_window(marker: object, max_ideas: int | None) -> dict[str, str]:
+    """The `created_at` window of a run's first ideas request: a resumed first sync's next one, else none.
+
+    The tap reads that request ahead (tap_aha.listings), so it is the one `FirstSync.pages` makes first:
+    a resumed run's first window starts at `done_before` and is left open (how much is left is not known).
+    """
+    if not isinstance(marker, dict) or max_ideas is not None:
+        return {}
+    return window_params(_ms(marker["done_before"]), None)
 
 
 def _chained(first: list[Row] | None, rest: Iterator[list[Row]]) -> Iterator[list[Row]]:

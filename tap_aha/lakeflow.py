@@ -15,11 +15,13 @@ validation and the JSON schemas are the tap's. What it adds is what Lakeflow nee
   slice that listing;
 * the tables' Spark schemas and records converted to them (`tap_aha.spark_schema`).
 
-The idea tables are read through the window of changed ideas; the companion tables (votes, organizations,
-users, portals, workspaces, categories) over their own account-wide listings: `cdc` ones with the same
-offsets, cap and batches (idea users, which have no change time: one batch per pass, their cursor `listed_at`
-the moment its listing started), `snapshot` ones whole once per pass, a new pass at most every
-`snapshot_interval_seconds`. What a refusal or a failed request means: docs/operations-failures.md.
+The idea tables are read through the window of changed ideas; the companion and roadmap tables (votes,
+organizations, users, portals, workspaces, categories, features, releases...) over their own listings, a
+child table (categories, releases, key results, requirements) through its parent's records (`_rows`):
+`cdc` ones with the same offsets, cap and batches (idea users, which have no change time: one batch per
+pass, their cursor `listed_at` the moment its listing started), `snapshot` ones whole once per pass, a new
+pass at most every `snapshot_interval_seconds`. What a refusal or a failed request means:
+docs/operations-failures.md.
 
 pyspark is optional: only `get_table_schema` needs it, and imports it when called.
 """
@@ -32,6 +34,7 @@ import functools
 import logging
 import typing as t
 from bisect import bisect_right
+from itertools import chain
 from operator import itemgetter
 
 from singer_sdk.exceptions import ConfigValidationError
@@ -482,7 +485,7 @@ class LakeflowConnect:
                 finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
                 if start_offset and _snapshot_offset(start_offset) == finished:
                     return [], finished
-                return [columns.record(record) for record in self._snapshot(stream)], finished
+                return [columns.record(record) for record in self._rows(stream, None)], finished
             start = _parse_offset(start_offset)
             end = None if end_offset is None else _parse_offset(end_offset)
             if end_offset is not None and end is None:  # a replay up to the very start: nothing
@@ -491,7 +494,7 @@ class LakeflowConnect:
                 limit = None
             label = None if end is None else end[0]  # a replayed batch keeps the moment it was read with
             after = None if start is None else start[0]
-            changed = functools.partial(_changed, stream, cap=cap, label=label, after=after)
+            changed = functools.partial(self._changed, stream, cap=cap, label=label, after=after)
             rows = self._listed(stream.name, (start, end), cap, changed)[:limit]
             next_offset = _next_offset(start_offset, start, rows[-1][0] if rows else None)
             return [columns.record(row) for _, row in rows], next_offset
@@ -499,21 +502,51 @@ class LakeflowConnect:
             stream.skip_refused(exc, None)
             return [], dict(start_offset or {})
 
-    def _snapshot(self, stream: AccountStream) -> Iterator[Row]:
-        """Every record of a full table; a child table's through every record of its parent.
+    def _rows(self, stream: AccountStream, since: str | None) -> Iterator[Row]:
+        """A companion or roadmap table's full records changed since `since` (None: all of them).
 
-        A parent Aha! refuses is skipped alone (`ChildStream.records_of_parent`); any other failure raises,
-        so a snapshot is whole or not delivered.
+        A child table's (categories, releases, key results, requirements) through its parent's records: a
+        parent with a cursor (features) over the same window, one without (workspaces, goals) whole. A parent
+        Aha! refuses is skipped alone (`ChildStream.records_of_parent`); any other failure raises, so a read
+        is whole or not delivered.
         """
         parent_type = stream.parent_stream_type
         if parent_type is None:
-            yield from _processed(stream, stream.walk_pages(None, None))
+            yield from _processed(stream, stream.pages(None, since))
             return
         parent = t.cast("AccountStream", self._stream(vars(parent_type)["name"]))
-        for record in self._snapshot(parent):
-            child_context = parent.get_child_context(record, None)
-            if child_context:
-                yield from t.cast("ChildStream", stream).records_of_parent(dict(child_context)) or []
+        child = t.cast("ChildStream", stream)
+        for record in self._rows(parent, since if parent.replication_key else None):
+            context = dict(parent.get_child_context(record, None) or {})
+            if context:
+                pages = stream.pages(context, since)
+                yield from child.records_of_parent(context, chain.from_iterable(pages)) or []
+
+    def _changed(
+        self, stream: AccountStream, since: str | None, *, cap: str, label: str | None, after: str | None
+    ) -> Iterator[tuple[Key, Row]]:
+        """A cdc table's records changed since `since`, keyed, up to `cap`.
+
+        Records without a change time (`listing_cursor`) get as their cursor the moment their listing
+        started, capped (a version read after the cap comes again, with a later cursor, in the next pass), or
+        `label`. Such a table is read one pass per batch, so the next pass lists from that moment. Aha!'s
+        clock counts whole seconds: a moment not after the last pass's (`after`) becomes 1 ms after it, still
+        before this listing began.
+        """
+        records = self._rows(stream, since)
+        column = stream.listing_cursor
+        if column is None:
+            yield from _keyed(records, cap)
+            return
+        rows = list(records)
+        moment = label or min(cap, stream.listed_at() or cap)
+        if label is None and after is not None and moment <= after:
+            moment = format_timestamp(parse_timestamp(after) + _ONE_MS)
+            if moment > cap:
+                return
+        for record in rows:
+            record[column] = moment
+            yield (moment, record["id"]), record
 
     # ------------------------------------------------------------------ options and streams
 
@@ -564,33 +597,6 @@ def _processed(stream: AhaStream, pages: Iterable[Iterable[Row]]) -> Iterator[Ro
     """The stream's records from its pages, post-processed as the SDK's sync does (`processed`)."""
     for page in pages:
         yield from processed(stream, page)
-
-
-def _changed(
-    stream: AccountStream, since: str | None, *, cap: str, label: str | None, after: str | None
-) -> Iterator[tuple[Key, Row]]:
-    """A cdc companion's records changed since `since`, keyed, up to `cap`.
-
-    Records without a change time (`listing_cursor`) get as their cursor the moment their listing started,
-    capped (a version read after the cap comes again, with a later cursor, in the next pass), or `label`.
-    Such a table is read one pass per batch, so the next pass lists from that moment. Aha!'s clock counts
-    whole seconds: a moment not after the last pass's (`after`) becomes 1 ms after it, still before this
-    listing began.
-    """
-    records = _processed(stream, stream.walk_pages(None, since))
-    column = stream.listing_cursor
-    if column is None:
-        yield from _keyed(records, cap)
-        return
-    rows = list(records)
-    moment = label or min(cap, stream.listed_at() or cap)
-    if label is None and after is not None and moment <= after:
-        moment = format_timestamp(parse_timestamp(after) + _ONE_MS)
-        if moment > cap:
-            return
-    for record in rows:
-        record[column] = moment
-        yield (moment, record["id"]), record
 
 
 def _keyed(records: Iterable[Row], cap: str) -> Iterator[tuple[Key, Row]]:

@@ -9,7 +9,8 @@ keeps sending more than a window of requests.
 
 A request that waits (a back-off, a slow answer) holds only its own idea: the window goes on filling behind
 it, and `run_ahead` lists the next page of ideas while the current one is still being written, so the
-workers always have a page of ideas to fetch for.
+workers always have a page of ideas to fetch for. The run's account-wide listings use a pool of their own
+(tap_aha.listings), with the same invariants.
 
 Invariants (tests/test_threads.py and tests/test_prefetch.py check them):
 
@@ -40,7 +41,8 @@ if t.TYPE_CHECKING:
 
 Row = dict[str, t.Any]
 Rows = list[Row]
-Key = tuple[str, str]
+Key = t.Hashable  # the children's (stream, idea id); a listing's (listing, page number)
+R = t.TypeVar("R")  # what a fetch gives: an idea's rows, a listing's page
 _Job = tuple["Future[t.Any]", "Callable[[], t.Any]", int]
 IDLE_SECONDS = 2.0
 _worker = threading.local()
@@ -51,8 +53,8 @@ class Abandoned(Exception):
     """Raised in a worker whose fetch was discarded, so it stops retrying for nobody."""
 
 
-class Prefetcher:
-    """Worker threads plus the planned and running fetches, keyed by (stream, idea id)."""
+class Prefetcher(t.Generic[R]):
+    """Worker threads plus the planned and running fetches, keyed by (stream, idea id) or (listing, page)."""
 
     def __init__(self, workers: int) -> None:
         """Run at most `workers` fetches at once and at most twice that many ahead of the consumer."""
@@ -65,8 +67,8 @@ class Prefetcher:
         self._lock = threading.Lock()
         # Guards the planned and running fetches: one thread plans them, another takes them.
         self._plans = threading.RLock()
-        self._planned: deque[tuple[Key, Callable[[], Rows]]] = deque()
-        self._running: dict[Key, Future[Rows]] = {}
+        self._planned: deque[tuple[Key, Callable[[], R]]] = deque()
+        self._running: dict[Key, Future[R]] = {}
         self._failed = threading.Event()
         self._first_error: BaseException | None = None
         self._generation = 0
@@ -89,13 +91,13 @@ class Prefetcher:
             self._window = max(2 * self._workers, fetches)
             self._top_up()
 
-    def plan(self, key: Key, fetch: Callable[[], Rows]) -> None:
+    def plan(self, key: Key, fetch: Callable[[], R]) -> None:
         """Queue one idea's fetch for one child stream; it starts once the window has room."""
         with self._plans:
             self._planned.append((key, fetch))
             self._top_up()
 
-    def take(self, key: Key) -> Rows | None:
+    def take(self, key: Key) -> R | None:
         """The fetched records (re-raising the fetch's error), or None if nothing was planned for `key`."""
         with self._plans:
             future = self._running.pop(key, None)
@@ -108,7 +110,7 @@ class Prefetcher:
     def discard(self) -> None:
         """Forget fetches nobody will take (filtered ideas, an aborted run); cancel those not started.
 
-        Fetches under way finish their current request, then stop instead of retrying (`abandoned`).
+        Fetches under way finish their current request, then stop instead of retrying (`abandoned()`).
         """
         with self._plans:
             self._generation += 1
@@ -119,12 +121,17 @@ class Prefetcher:
                 future.cancel()
             self._running.clear()
 
-    def abandoned(self) -> bool:
-        """True in a worker whose fetch was discarded: its retries would serve nobody."""
-        generation = getattr(_worker, "generation", None)
-        return generation is not None and generation != self._generation
+    def drop(self, key: Key) -> None:
+        """Forget one planned or running fetch nobody will take; its result, if it comes, is dropped."""
+        with self._plans:
+            future = self._running.pop(key, None)
+            if future is None:
+                self._unplan(key)
+            else:
+                future.cancel()
+            self._top_up()
 
-    def _unplan(self, key: Key) -> Callable[[], Rows] | None:
+    def _unplan(self, key: Key) -> Callable[[], R] | None:
         for index, (planned_key, fetch) in enumerate(self._planned):
             if planned_key == key:
                 del self._planned[index]
@@ -136,15 +143,8 @@ class Prefetcher:
             key, fetch = self._planned.popleft()
             self._running[key] = self._start(fetch)
 
-    def backoff(self, seconds: float) -> None:
-        """Wait out a retry's back-off; a worker gives up its slot meanwhile, so the others fetch on.
-
-        Without this, a few requests backing off at once would idle the whole pool: at 5% failures and
-        2-second back-offs most workers would be asleep.
-        """
-        if getattr(_worker, "generation", None) is None:
-            time.sleep(seconds)
-            return
+    def _backoff(self, seconds: float) -> None:
+        """`backoff` in one of this pool's workers."""
         with self._lock:
             self._sleeping += 1
             self._spawn()
@@ -180,13 +180,13 @@ class Prefetcher:
                         return
                 continue
             if future.set_running_or_notify_cancel():
-                _worker.generation = generation
+                _worker.pool, _worker.generation = self, generation
                 self._slots.acquire()
                 try:
                     self._run(future, fetch, generation)
                 finally:
                     self._slots.release()
-                _worker.generation = None
+                _worker.pool = None
 
     def _run(self, future: Future[t.Any], fetch: Callable[[], t.Any], generation: int) -> None:
         """Once one fetch failed for good, later ones fail at once instead of spending requests."""
@@ -202,6 +202,25 @@ class Prefetcher:
                 self._first_error = self._first_error or exc
                 self._failed.set()
             future.set_exception(exc)
+
+
+def abandoned() -> bool:
+    """True in a worker whose fetch its pool discarded: its retries would serve nobody."""
+    pool: Prefetcher[t.Any] | None = getattr(_worker, "pool", None)
+    return pool is not None and _worker.generation != pool._generation
+
+
+def backoff(seconds: float) -> None:
+    """Wait out a retry's back-off; a worker gives up its pool's slot meanwhile, so the others fetch on.
+
+    Without this, a few requests backing off at once would idle the whole pool: at 5% failures and
+    2-second back-offs most workers would be asleep. Outside a worker it is a plain sleep.
+    """
+    pool: Prefetcher[t.Any] | None = getattr(_worker, "pool", None)
+    if pool is None:
+        time.sleep(seconds)
+    else:
+        pool._backoff(seconds)
 
 
 class _Slots:

@@ -70,6 +70,13 @@ class Progress:
         with self._lock:
             self._done += 1
 
+    def listing(self, stream: str, done: int, listed: int | None) -> None:
+        """Log one line for a listing read apart from the ideas (say the features, a GET per stub)."""
+        with self._lock:
+            requests = self._requests
+        of = "" if listed is None else f" of {listed:,}"
+        self._log.info("Progress: %s %s%s, %s requests in all", stream, f"{done:,}", of, f"{requests:,}")
+
     def start(self) -> None:
         """Report at least every INTERVAL_SECONDS until `stop`, also while every request waits."""
         self._stop.clear()

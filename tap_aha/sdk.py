@@ -19,7 +19,8 @@ check (tests/test_layers.py fails if a private SDK name is used anywhere else). 
   session, limiter and retries (`send`).
 * `Stream._tap`: the tap a stream belongs to (`tap_of`), for the run's shared connection.
 * `Tap.sync_all` (`@final`, wrapped): deletes are read and their tombstones written before the streams
-  (`before_streams`), a first run's delete bookmark after them (`after_streams`); the SDK has no such hooks.
+  (`before_streams`), a first run's delete bookmark after them (`after_streams`), the run's read-ahead
+  stopped however it ended (`run_finished`); the SDK has no such hooks.
 * `Tap._streams`: the streams in the tap's order (`order_streams`), not the SDK's alphabetical one.
 * `PluginBase._validate_config` (wrapped): our checks first, with one line naming the setting
   (`check_settings`).
@@ -151,14 +152,20 @@ class SdkTap(Tap):
     def after_streams(self) -> None:
         """After the last stream synced."""
 
+    def run_finished(self) -> None:
+        """After `sync_all`, however it ended (an error, an abort)."""
+
     def check_settings(self) -> None:
         """Validate the config our way first (raise a TapAhaError naming the setting)."""
 
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, which has no hook around the streams
-        """`before_streams`, the SDK's sync of every stream, `after_streams`."""
-        self.before_streams()
-        super().sync_all()
-        self.after_streams()
+        """`before_streams`, the SDK's sync of every stream, `after_streams`; `run_finished` in any case."""
+        try:
+            self.before_streams()
+            super().sync_all()
+            self.after_streams()
+        finally:
+            self.run_finished()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """`check_settings` first, then the SDK's JSON-schema validation."""

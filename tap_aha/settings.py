@@ -136,8 +136,9 @@ SETTINGS: tuple[Setting, ...] = (
             "waited out under max_rate_limit_wait instead."),
     Setting("max_rate_limit_wait", "number", "Seconds one request keeps waiting out HTTP 429 (rate limit) "
             "answers, honouring Retry-After, before the run stops (default 900)."),
-    Setting("parallel_requests", "integer", "Requests in flight at once for details, votes and comments "
-            "(1-16); the rate limits still apply to all of them."),
+    Setting("parallel_requests", "integer", "Requests in flight at once for idea details and comments (and "
+            "votes where the vote listing is refused), and as many again for the account-wide listings a run "
+            "reads ahead (1-16; 1: one request at a time); the rate limits still apply to all of them."),
     Setting("include_spam_portal_comments", "boolean", "Also read portal comments Aha! marked as spam."),
     Setting("capture_deletes", "boolean", "Send a tombstone (_sdc_deleted_at) for each record deleted in "
             "Aha!, read from its audit log."),

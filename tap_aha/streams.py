@@ -10,10 +10,10 @@ from singer_sdk.schema.source import SchemaDirectory
 
 from tap_aha import schemas
 from tap_aha.client import ChildStream, ListingStream
-from tap_aha.comment_counts import INTERNAL, PORTAL, CommentCounts
+from tap_aha.comment_counts import INTERNAL, PORTAL, CommentCounts, listed_count
 from tap_aha.deletes import keep_deletes_bookmark
 from tap_aha.errors import AhaAPIError, EndpointRefusedError, NotFoundError
-from tap_aha.first_sync import FirstSync, WindowEnd
+from tap_aha.first_sync import MARKER, FirstSync, WindowEnd, first_window
 from tap_aha.prefetch import run_ahead
 from tap_aha.progress import quiet_detail
 from tap_aha.sdk import tap_of
@@ -25,6 +25,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context, Record
 
+    from tap_aha.listings import Walk
     from tap_aha.settings import AhaSettings
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -33,7 +34,8 @@ SCHEMAS = SchemaDirectory(schemas)
 DETAIL_FIELDS = (
     "product_id", "score", "votes", "initial_votes", "endorsements_count", "comments_count",
     "status_changed_at", "visibility", "admin_response", "product", "created_by_user",
-    "created_by_portal_user", "created_by_idea_user", "assigned_to_user", "feature", "score_facts",
+    "created_by_portal_user", "created_by_idea_user", "assigned_to_user", "feature", "epic", "initiative",
+    "requirement", "score_facts",
     "tags", "full_tags", "categories", "custom_fields", "custom_object_links",
     "workflow_status_times", "submitted_idea_portal_record_url", "integration_fields",
     "duplicate_of", "watchers",
@@ -58,6 +60,10 @@ class IdeasStream(ListingStream):
     delete_audit_types = ("Ideas::Idea",)
     detail_markers = DETAIL_MARKERS  # a list item without these is not the full record
     look_ahead_pages = 3  # pages of ideas listed, and their children fetched, ahead of the one written
+    read_ahead = True  # the window comes from the state alone: the first page is listed as the run starts
+    pages_ahead = 0  # only the first: `look_ahead_pages` lists the rest ahead in one thread, as before
+    detail_path = "/ideas/{id}"
+    detail_root = "idea"
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Whether this run read its window to the end; no `created_at` window (tap_aha.first_sync) yet."""
@@ -75,6 +81,19 @@ class IdeasStream(ListingStream):
             params["q"] = self.settings.ideas_q
         params.update(self.created_window)
         return params
+
+    def walks_ahead(self) -> list[Walk]:
+        """The run's first ideas request, read ahead: a resumed first sync's is its next window's.
+
+        That request is the one `FirstSync.pages` makes first (`first_window`): a fresh run's unfiltered
+        page 1 tells whether to read in windows; a resumed run never asks for it.
+        """
+        saved = self.created_window
+        self.created_window = first_window(self.state_as_given().get(MARKER), self.settings.max_ideas)
+        try:
+            return super().walks_ahead()
+        finally:
+            self.created_window = saved
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Changed ideas a page at a time, each page's children fetched ahead while it is written."""
@@ -97,9 +116,9 @@ class IdeasStream(ListingStream):
                 "Proxy votes from the account-wide listing: %d ideas' votes held (%.1f MB).",
                 len(votes.index.idea_ids()), votes.index.held_bytes / 1e6,
             )  # fmt: skip
-        counts = start_comment_counts(self.child_streams, children, self.settings)
-        progress = self.connection.progress
         first_sync = FirstSync(self)
+        counts = start_comment_counts(self.child_streams, children, self.settings, first_sync.readings())
+        progress = self.connection.progress
         listing = first_sync.pages(since)
         pages: t.Iterator[list[dict[str, t.Any]]] = listing
         if self.connection.prefetcher.enabled:
@@ -131,6 +150,7 @@ class IdeasStream(ListingStream):
             self._hold_bookmark(context)
         elif votes is not None and votes.index is not None:
             self._sync_votes_of_unlisted_ideas(votes, votes.index)
+        self._sync_owed_comments(first_sync, counts, children)
         first_sync.finish()
 
     def window_start(self) -> str | None:
@@ -163,8 +183,29 @@ class IdeasStream(ListingStream):
         """
         if counts is not None:
             self._sync_skipped_comments(counts, children)
-        keep_deletes_bookmark(tap_of(self))
-        first_sync.window_done(window)
+        keep_deletes_bookmark(tap_of(self), first_sync.started_at or self.server_start())
+        first_sync.window_done(window, counts)
+
+    def _sync_owed_comments(
+        self, first_sync: FirstSync, counts: CommentCounts | None, children: Iterable[IdeaChildStream]
+    ) -> None:
+        """Comment requests interrupted runs skipped on a reading this run's evidence contradicts.
+
+        Their ideas lie in windows those runs finished: listed again, and each counted 0 gets the requests
+        (tap_aha.first_sync, invariant 6). Only after the last window, so the listing is not walked twice at
+        once; a STATE before then carries the debt in the marker.
+        """
+        owed = first_sync.owed(counts)
+        if owed is None:
+            return
+        kinds, pages = owed
+        streams = [child for child in children if child.comment_kind in kinds]
+        for ideas in pages:
+            for idea in ideas:
+                context = self.get_child_context(idea, None)
+                if listed_count(context) == 0 and self.will_sync_children(idea):
+                    for child in streams:
+                        child.sync(dict(context))
 
     def _sync_skipped_comments(self, counts: CommentCounts, children: Iterable[IdeaChildStream]) -> None:
         """After a contradiction, the comment requests skipped so far, before a bookmark moves past them."""
@@ -189,7 +230,7 @@ class IdeasStream(ListingStream):
         for items in self.walk_pages(None, since) if listing is None else listing:
             if self._walk.last_total and not self.created_window:  # a window's total is not the run's
                 progress.listed(self._walk.last_total if cap is None else min(self._walk.last_total, cap))
-            ideas = self._complete(items)
+            ideas = self.complete(items)
             if cap is not None:
                 ideas = ideas[: cap - taken]
             taken += len(ideas)
@@ -215,27 +256,6 @@ class IdeasStream(ListingStream):
             "comments_count": record.get("comments_count"),
             "updated_at": record.get("updated_at"),
         }
-
-    def _complete(self, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-        """Full ideas for a page: list items as they are when complete, else each idea's detail."""
-        missing = [item for item in items if not all(key in item for key in DETAIL_MARKERS)]
-        if not missing:
-            return items
-        details = self.connection.prefetcher.map(self._detail, missing)
-        by_id = {item["id"]: detail for item, detail in zip(missing, details, strict=True)}
-        complete = [by_id.get(item["id"], item) for item in items]
-        return [idea for idea in complete if idea is not None]
-
-    def _detail(self, item: dict[str, t.Any]) -> dict[str, t.Any] | None:
-        try:
-            detail: dict[str, t.Any] = self.get_object(f"/ideas/{item['id']}", "idea")
-        except NotFoundError:
-            self.logger.warning("Idea %s was deleted while it was read; skipping it.", item["id"])
-            return None
-        if str(detail.get("id")) != item["id"]:
-            raise AhaAPIError(f"Aha! answered GET /ideas/{item['id']} with another idea's id.")
-        detail["id"] = item["id"]
-        return detail
 
     def prefetch_children(self, ideas: list[dict[str, t.Any]], children: t.Sequence[IdeaChildStream]) -> None:
         """Plan the children requests of these ideas; each child stream's get_records takes the result."""
@@ -363,6 +383,13 @@ class IdeaProxyVotesStream(IdeaChildStream):
             return self.index.take(context["idea_id"])
         return super().get_records(context)
 
+    def walks_ahead(self) -> list[Walk]:
+        """The proxy votes' own listing (`read_listing`), started with the run when `RunVotes` says so."""
+        votes = self.connection.votes
+        if not votes.listed_alone():
+            return []
+        return [ProxyVoteListing(tap=tap_of(self)).walk_ahead(None, votes.since)]
+
     def read_listing(self, since: str | None) -> ProxyVoteIndex | None:
         """The proxy votes updated since `since`, from the account-wide listing (`proxy=true`).
 
@@ -443,11 +470,15 @@ class IdeaPortalCommentsStream(IdeaChildStream):
 
 
 def start_comment_counts(
-    streams: Iterable[object], active: Collection[object], settings: AhaSettings
+    streams: Iterable[object],
+    active: Collection[object],
+    settings: AhaSettings,
+    readings: Collection[str] | None = None,
 ) -> CommentCounts | None:
     """One CommentCounts for the `active` comment streams of a run (or Lakeflow batch); the others get none.
 
-    The others' plain fetches serve the learning sample (tap_aha.comment_counts).
+    The others' plain fetches serve the learning sample (tap_aha.comment_counts). `readings`: those an
+    interrupted first sync's evidence left (None: all).
     """
     comment_streams = [s for s in streams if isinstance(s, IdeaChildStream) and s.comment_kind]
     for stream in comment_streams:
@@ -456,7 +487,9 @@ def start_comment_counts(
     if not kinds:
         return None
     fetchers = {s.comment_kind: s.fetch_all for s in comment_streams if s.comment_kind}
-    counts = CommentCounts(kinds, fetchers, skip_portal=not settings.include_spam_portal_comments)
+    counts = CommentCounts(
+        kinds, fetchers, skip_portal=not settings.include_spam_portal_comments, readings=readings
+    )
     for stream in comment_streams:
         if stream in active:
             stream.comment_counts = counts

@@ -12,12 +12,13 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_aha.client import AhaConnection
-from tap_aha.companions import COMPANION_TYPES
-from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, start_deletes_bookmark
+from tap_aha.client import AhaConnection, AhaStream
+from tap_aha.companions import COMPANION_TYPES, IdeaVotesStream
+from tap_aha.deletes import DELETES_BOOKMARK, capture_deletes, deletes_ahead, start_deletes_bookmark
 from tap_aha.doctor import run_doctor
 from tap_aha.errors import TapAhaError
 from tap_aha.inputs import read_catalog, read_state
+from tap_aha.roadmap import ROADMAP_TYPES
 from tap_aha.sdk import SdkTap, order_streams
 from tap_aha.settings import SETTINGS, AhaSettings
 from tap_aha.streams import IdeaCommentsStream, IdeaPortalCommentsStream, IdeaProxyVotesStream, IdeasStream
@@ -28,7 +29,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.streams import Stream
 
-    from tap_aha.client import AhaStream
+    from tap_aha.listings import Walk
     from tap_aha.sdk import ConfigInput
 
 _TYPES: dict[str, type[th.JSONTypeHelper[t.Any]]] = {
@@ -41,6 +42,7 @@ STREAM_TYPES: tuple[type[AhaStream], ...] = (
     IdeaCommentsStream,
     IdeaPortalCommentsStream,
     *COMPANION_TYPES,
+    *ROADMAP_TYPES,
 )
 STREAM_NAMES: tuple[str, ...] = tuple(vars(stream_type)["name"] for stream_type in STREAM_TYPES)
 SYNC_ORDER: tuple[str, ...] = ("idea_votes", *(name for name in STREAM_NAMES if name != "idea_votes"))
@@ -51,7 +53,7 @@ REPLICATION_KEYS: dict[str, str | None] = {
 
 
 class TapAha(SdkTap):
-    """Aha! ideas with their votes and comments, and the organizations, users and workspaces they point at."""
+    """Aha! ideas with their votes and comments, what they point at, and the roadmap they lead to."""
 
     name = "tap-aha"
     message_writer_class = MsgSpecWriter  # several times faster than the default JSON writer
@@ -90,20 +92,36 @@ class TapAha(SdkTap):
         return AhaConnection(self.settings)
 
     def before_streams(self) -> None:
-        """Tombstones first (a record restored after its delete arrives after it); the run's vote plan.
+        """The run's vote plan; every listing the run will walk started at once; then the tombstones.
 
         With `idea_proxy_votes` selected, the proxy votes of the ideas' window are wanted from the run's one
-        vote listing (`RunVotes`).
+        vote listing (`RunVotes`). The listings' first pages are read ahead (tap_aha.listings): the streams
+        still sync one after another and take their pages as they come to them. Tombstones go before the
+        streams: a record restored after its delete arrives after it.
         """
-        self._first_run = capture_deletes(self)
         proxy, ideas = self.streams[IdeaProxyVotesStream.name], self.streams[IdeasStream.name]
         if proxy.selected and isinstance(ideas, IdeasStream):
-            self.connection.votes.want(ideas.window_start())
+            by_idea_votes = self.streams[IdeaVotesStream.name].selected
+            self.connection.votes.want(ideas.window_start(), by_idea_votes=by_idea_votes)
+        self.connection.listings.start(self.walks_ahead())
+        self._first_run = capture_deletes(self)
 
     def after_streams(self) -> None:
         """A first run's delete bookmark, on Aha!'s clock now that it answered."""
         if self._first_run:
             start_deletes_bookmark(self)
+
+    def run_finished(self) -> None:
+        """However the run ended: the pages read ahead are forgotten and their workers give up."""
+        self.connection.listings.stop()
+
+    def walks_ahead(self) -> list[Walk]:
+        """The walks the selected streams declare, in the order the run reads them (deletes first)."""
+        walks = deletes_ahead(self)
+        for stream in self.streams.values():
+            if isinstance(stream, AhaStream):
+                walks += stream.walks_ahead()
+        return walks
 
     def check_settings(self) -> None:
         """Our checks first: they name the setting and never echo a value (the key included)."""

@@ -84,19 +84,38 @@ class RunVotes:
     ideas' window are wanted (`want`); `idea_votes`, reading the listing anyway, offers them (`offer`);
     `idea_proxy_votes` takes them when they cover its window (`index_for`), else lists them itself. So the
     order the streams sync in changes how many listings a run reads, never what it emits.
+
+    The plan also tells the run's read-ahead (tap_aha.listings) which vote listing to start before the streams
+    sync, and from when: `idea_votes`' from `window` of its own, or, without `idea_votes`, the proxy votes'
+    own (`listed_alone`) from `since`.
     """
 
     def __init__(self) -> None:
         """Nothing wanted, nothing listed."""
         self.wanted = False
         self.since: str | None = None  # the ideas' window, when wanted
+        self.by_idea_votes = False  # `idea_votes` lists them (it syncs, and offers them, first)
         self.refused = False  # Aha! refused the listing this run: it is not asked for again
         self._index: ProxyVoteIndex | None = None
 
-    def want(self, since: str | None) -> None:
-        """The proxy votes updated since `since` (the ideas' window) will be asked for."""
+    def want(self, since: str | None, *, by_idea_votes: bool) -> None:
+        """The proxy votes updated since `since` (the ideas' window) will be asked for.
+
+        `by_idea_votes`: `idea_votes` is selected too, so its listing offers them.
+        """
         self.wanted = True
         self.since = since
+        self.by_idea_votes = by_idea_votes
+
+    def window(self, own: str | None) -> str | None:
+        """Where `idea_votes`' listing starts from its own window `own`: widened to the ideas' when wanted."""
+        if not self.wanted:
+            return own
+        return None if own is None or self.since is None else min(own, self.since)
+
+    def listed_alone(self) -> bool:
+        """Whether the proxy votes will be listed on their own (`idea_votes` does not list them this run)."""
+        return self.wanted and not self.by_idea_votes
 
     def offer(self, index: ProxyVoteIndex) -> None:
         """The proxy votes a listing of the wanted window found."""

@@ -102,6 +102,17 @@ _AUDIT_CLASSES = {
     "ideas/idea_comment": "Ideas::IdeaComment",
     "comment": "Comment",
     "feature": "Feature",
+    "epic": "Epic",
+    "release": "Release",
+    "release_phase": "ReleasePhase",
+    "initiative": "Initiative",
+    "strategic_imperative": "StrategicImperative",
+    "key_result": "KeyResult",
+    "requirement": "Requirement",
+    "task": "Task",
+    "user": "User",
+    "ideas/idea_theme": "Ideas::IdeaTheme",
+    "page": "Page",
 }
 _AUDIT_PATHS = {name: path for path, name in _AUDIT_CLASSES.items()}
 _TRUE_VALUES = frozenset({"true", "1", "t", "yes", "on"})
@@ -493,6 +504,9 @@ class FakeAha:
         from tests.fake_companions import Companions  # noqa: PLC0415 - it imports this module's helpers
 
         self.companions = Companions(self, rng_seed)
+        from tests.fake_roadmap import Roadmap  # noqa: PLC0415 - it imports this module's helpers
+
+        self.roadmap = Roadmap(self, rng_seed)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1141,6 +1155,7 @@ class FakeAha:
                 seeded.append((iid, updated))
             self._tie_groups(seeded)
         self.companions.grow(n_ideas)
+        self.roadmap.grow(n_ideas)
 
     def _seed_children(
         self, iid: str, created: datetime, updated: datetime, plan: list[tuple[str, int]]
@@ -1571,6 +1586,8 @@ class FakeAha:
             resp = self._idea_route(parts[1], parts[2] if len(parts) == 3 else None, query)
         if resp is None:
             resp = self._companion_route(parts, query)
+        if resp is None:
+            resp = self.roadmap.route(parts, query)  # tests/fake_roadmap.py
         return resp if resp is not None else _Response(404, _error("Record not found"))
 
     def _companion_route(self, parts: list[str], query: dict[str, str]) -> _Response | None:

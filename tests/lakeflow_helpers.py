@@ -14,7 +14,12 @@ if t.TYPE_CHECKING:
 
 CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
 IDEA_TABLES = ("ideas", *CHILDREN)
-SNAPSHOTS = ("idea_portals", "products", "idea_categories")  # no cursor: read whole per pass
+SNAPSHOTS = (  # no cursor: read whole per pass
+    "idea_portals", "products", "idea_categories", "release_phases", "goals", "key_results", "users",
+    "idea_themes",
+)  # fmt: skip
+# Roadmap tables with a cursor: a read after changes gives exactly the records changed.
+ROADMAP_CDC = ("features", "requirements", "epics", "releases", "initiatives", "to_dos")
 # Deletes are captured (tap_aha.deletes) for every table with a cursor; snapshot tables are read whole.
 INGESTION = {table: "snapshot" if table in SNAPSHOTS else "cdc_with_deletes" for table in TABLES}
 # Portal comments have no updated_at: created_at sequences their repeated rows. Idea users have none either:
@@ -26,6 +31,10 @@ CURSORS: dict[str, str | None] = {
     for table in TABLES
 }
 Record = dict[str, t.Any]
+WHOLE_ROADMAP = {  # snapshot table: the fake's kind
+    "release_phases": "release_phases", "goals": "goals", "key_results": "key_results", "users": "users",
+    "idea_themes": "idea_themes",
+}  # fmt: skip
 
 
 def options_for(fake: FakeAha, **extra: str) -> dict[str, str]:
@@ -79,7 +88,8 @@ def change_every_table(fake: FakeAha) -> dict[str, set[str]]:
     """Change something every table reads: the ids each table must read next.
 
     Ideas: one edited, one added, and one each given a vote, a comment and a portal comment. An organization
-    renamed, an idea user and a category added. Snapshot tables are read whole, so all their ids count.
+    renamed, an idea user and a category added. A feature, an epic, a release and an initiative edited, a
+    requirement, a to-do and a goal added. Snapshot tables are read whole, so all their ids count.
     """
     ids = fake.idea_ids()
     fake.update_idea(ids[3], name="Renamed")
@@ -90,6 +100,14 @@ def change_every_table(fake: FakeAha) -> dict[str, set[str]]:
     organization = companions.update_organization(companions.organizations()[0]["id"], name="Renamed Co")
     user = companions.add_idea_user()
     companions.add_category(companions.products()[0]["id"], "Made while the query ran")
+    roadmap = fake.roadmap
+    feature = roadmap.update("features", roadmap.records("features")[0]["id"], name="Renamed feature")
+    requirement = roadmap.add_requirement(feature["id"], k=9)
+    epic = roadmap.update("epics", roadmap.records("epics")[0]["id"], name="Renamed epic")
+    release = roadmap.update("releases", roadmap.records("releases")[0]["id"], released=True)
+    initiative = roadmap.update("initiatives", roadmap.records("initiatives")[0]["id"], status="done")
+    task = roadmap.add_task()
+    roadmap.add_goal()
     time.sleep(0.003)  # past the last change's millisecond
     return {
         "ideas": {ids[3], ids[10], ids[20], ids[30], new["id"]},
@@ -102,4 +120,11 @@ def change_every_table(fake: FakeAha) -> dict[str, set[str]]:
         "idea_portals": {portal["id"] for portal in companions.portals()},
         "products": {product["id"] for product in companions.products()},
         "idea_categories": {c["id"] for cs in companions.categories().values() for c in cs},
+        "features": {feature["id"]},
+        "requirements": {requirement["id"]},
+        "epics": {epic["id"]},
+        "releases": {release["id"]},
+        "initiatives": {initiative["id"]},
+        "to_dos": {task["id"]},
+        **{table: {r["id"] for r in roadmap.records(kind)} for table, kind in WHOLE_ROADMAP.items()},
     }

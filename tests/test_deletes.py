@@ -209,14 +209,12 @@ def test_many_deletes_are_read_page_by_page_in_any_order_and_spelling(
     deleted = fake.idea_ids()[:80]
     for idea in deleted:
         fake.delete_idea(idea)
-    fake.record_audit("destroy", "feature", "123")  # not a record of this tap
+    fake.record_audit("destroy", "page", "123")  # not a record of this tap
     fake.record_audit("update", "ideas/idea", fake.idea_ids()[0])  # not a destroy
     fake.clear_requests()
     second = run_tap(config, state=first.state)
     sent = tombstones(second)
-    destroys = [
-        a for a in fake.audits() if a["audit_action"] == "destroy" and a["auditable_type"] != "feature"
-    ]
+    destroys = [a for a in fake.audits() if a["audit_action"] == "destroy" and a["auditable_type"] != "page"]
     # A deleted vote is a tombstone in both vote tables (idea_votes and idea_proxy_votes).
     votes_destroyed = [a for a in destroys if a["auditable_type"].lower().endswith("endorsement")]
     assert len(sent) == len(destroys) + len(votes_destroyed)

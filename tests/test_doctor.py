@@ -164,6 +164,7 @@ def _cli(tmp_path: Path, config: Config, *args: str) -> subprocess.CompletedProc
 def test_the_cli_prints_a_table_or_json_and_never_the_key(tmp_path: Path) -> None:
     with FakeAha(api_key=SECRET, comments_count="both") as fake:
         fake.seed(60)
+        fake.roadmap.lists_honour_fields = True  # else the roadmap's stub lists warn of a GET per record
         config = {"api_key": SECRET, "api_url": fake.url}
         table = _cli(tmp_path, config)
         as_json = _cli(tmp_path, config, "--format", "json")

@@ -41,6 +41,7 @@ from tests.lakeflow_helpers import (
     CURSORS,
     IDEA_TABLES,
     INGESTION,
+    ROADMAP_CDC,
     SNAPSHOTS,
     Record,
     change_every_table,
@@ -114,6 +115,8 @@ def test_list_tables_gives_unique_strings(seeded: FakeAha) -> None:
     assert set(tables) == {
         "ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments",
         "idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories",
+        "features", "requirements", "epics", "releases", "release_phases", "initiatives", "goals",
+        "key_results", "to_dos", "users", "idea_themes",
     }  # fmt: skip
 
 
@@ -121,12 +124,12 @@ def test_list_tables_gives_unique_strings(seeded: FakeAha) -> None:
 def test_unknown_table_raises_value_error(seeded: FakeAha, method: str) -> None:
     connector = connect(seeded)
     call: dict[str, t.Callable[[], object]] = {
-        "get_table_schema": lambda: connector.get_table_schema("features", {}),
-        "read_table_metadata": lambda: connector.read_table_metadata("features", {}),
-        "read_table": lambda: connector.read_table("features", None, {}),
-        "columns": lambda: connector.columns("features"),
+        "get_table_schema": lambda: connector.get_table_schema("roadmaps", {}),
+        "read_table_metadata": lambda: connector.read_table_metadata("roadmaps", {}),
+        "read_table": lambda: connector.read_table("roadmaps", None, {}),
+        "columns": lambda: connector.columns("roadmaps"),
     }
-    with pytest.raises(ValueError, match="Unknown table 'features'"):
+    with pytest.raises(ValueError, match="Unknown table 'roadmaps'"):
         call[method]()
     assert seeded.count() == 0
 
@@ -356,7 +359,7 @@ def test_one_connector_keeps_reading_what_changes(seeded: FakeAha, table: str, p
     changed = change_every_table(seeded)
     batches, later = read_all(connector, table, offset, {"max_records_per_batch": "2"})
     records = flat(batches)
-    if table in {"ideas", "idea_organizations", "idea_users"}:
+    if table in {"ideas", "idea_organizations", "idea_users", *ROADMAP_CDC}:
         assert {r["id"] for r in records} == changed[table]
     else:
         assert changed[table] <= {r["id"] for r in records}

@@ -16,12 +16,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tap_aha"
 # Each module's floor: a module imports only modules on lower floors, or on its own without a cycle.
 BASE = (
     "__init__", "errors", "timestamps", "settings", "inputs", "sdk", "ratelimit", "progress", "prefetch",
-    "vote_index", "first_sync",
+    "listings", "vote_index", "first_sync",
 )  # fmt: skip
 FLOORS: dict[str, int] = {
     **dict.fromkeys(BASE, 0),
     **dict.fromkeys(("client", "comment_counts"), 1),
-    **dict.fromkeys(("streams", "companions", "deletes"), 2),
+    **dict.fromkeys(("streams", "companions", "roadmap", "deletes"), 2),
     **dict.fromkeys(("doctor", "tap", "__main__"), 3),
     **dict.fromkeys(("lakeflow_deletes", "spark_schema", "lakeflow", "lakeflow_spark"), 4),
 }

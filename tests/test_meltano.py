@@ -32,6 +32,10 @@ PLUGINS = ("tap-aha", "target-duckdb")
 STATE_ID = "dev:tap-aha-to-target-duckdb"
 CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
 COMPANIONS = ("idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories")
+ROADMAP = (
+    "features", "requirements", "epics", "releases", "release_phases", "initiatives", "goals", "key_results",
+    "to_dos", "users", "idea_themes",
+)  # fmt: skip
 FAST = {"TAP_AHA_REQUESTS_PER_MINUTE": "1000000", "TAP_AHA_REQUESTS_PER_SECOND": "100000"}
 # JSON schema type of a tap setting -> the Meltano `kind` that carries it.
 KINDS = {
@@ -125,7 +129,7 @@ def test_ideas_is_selected_whenever_a_child_stream_is(project: dict[str, t.Any])
 def test_every_stream_is_selected_by_default(project: dict[str, t.Any]) -> None:
     select = plugin(project, "extractors", "tap-aha")["select"]
     assert [pattern.split(".")[0] for pattern in select] == list(STREAM_NAMES)
-    assert set(STREAM_NAMES) == {"ideas", *CHILDREN, *COMPANIONS}
+    assert set(STREAM_NAMES) == {"ideas", *CHILDREN, *COMPANIONS, *ROADMAP}
 
 
 def test_duckdb_loader_is_pinned_to_a_duckdb_that_loads_every_row(project: dict[str, t.Any]) -> None:
@@ -419,7 +423,14 @@ def run_ask_line(output: str, env: dict[str, str]) -> str:
     line = output.rstrip().splitlines()[-1].strip()
     argv = shlex.split(line)
     assert argv[:2] == ["make", "ask"], line
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        argv,
+        cwd=REPO,
+        env={**env, "MAKEFLAGS": "--no-print-directory"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return proc.stdout
 
 
@@ -433,6 +444,19 @@ def test_make_run_uses_the_simulator_without_credentials(meltano: Meltano, run_e
     assert set(counts(first)) == set(STREAM_NAMES)
     assert all(rows == new > 0 for rows, new in counts(first).values())
     assert "Deletes applied this run: 0 rows removed" in first
+    shipped = first.split("Which customer asks shipped", 1)[1].splitlines()
+    assert shipped[1].split() == [
+        "idea",
+        "|",
+        "votes",
+        "|",
+        "feature_status",
+        "|",
+        "release",
+        "|",
+        "release_date",
+    ]
+    assert shipped[8].strip() == "(5 rows)"  # header, rule, the five most-voted ideas with a feature
     ranking = first.split("voted for them:", 1)[1].splitlines()
     assert re.fullmatch(r"\s+reference_num \| name\s+\| organizations \|\s+revenue", ranking[1])
     assert ranking[8].strip() == "(5 rows)"  # header, rule, the five ideas
@@ -446,7 +470,8 @@ def test_make_run_uses_the_simulator_without_credentials(meltano: Meltano, run_e
     ideas, changed = counts(second)["ideas"]
     gone = deleted(second)
     assert gone["ideas"] == 1  # the simulator deleted an idea the first run loaded, and so did DuckDB
-    assert all(gone[table] >= 1 for table in ("ideas", *CHILDREN))
+    assert all(gone[table] >= 1 for table in ("ideas", *CHILDREN, "features"))
+    assert counts(second)["features"][1] >= 1  # the feature shipped
     assert f"Deletes applied this run: {sum(gone.values())} rows removed" in second
     assert ideas >= 298
     assert 1 <= changed <= 10  # the simulator's handful of changes (and ideas tied with the bookmark)
@@ -484,6 +509,7 @@ def test_make_run_reads_aha_when_credentials_are_set(meltano: Meltano, run_env: 
 def test_meltano_invoke_doctor_checks_the_account(meltano: Meltano, run_env: dict[str, str]) -> None:
     with FakeAha(comments_count="both") as fake:
         fake.seed(40)
+        fake.roadmap.lists_honour_fields = True  # else the roadmap's stub lists warn of a GET per record
         env = {**run_env, **FAST, "TAP_AHA_API_URL": fake.url, "TAP_AHA_API_KEY": fake.api_key}
         table = meltano("invoke", "tap-aha", "--doctor", env=env)
         report = json.loads(meltano("invoke", "tap-aha", "--doctor", "--format", "json", env=env))

@@ -141,7 +141,7 @@ def test_a_back_off_leaves_its_slot_to_the_other_fetches(fake: FakeAha, config: 
 
 
 def test_after_a_fetch_fails_for_good_later_fetches_carry_its_error() -> None:
-    prefetcher = Prefetcher(2)
+    prefetcher: Prefetcher[list[dict[str, t.Any]]] = Prefetcher(2)
     failure = AhaAPIError("Aha! answered HTTP 404 for the idea_comments of idea 1, which exists")
 
     def fail() -> list[dict[str, t.Any]]:

@@ -47,9 +47,10 @@ class Tap:
     fake: FakeAha
     tmp_path: Path
     streams: tuple[str, ...] = STREAMS
+    parallel: int = 4  # 1: no read-ahead, children fetched in listing order
 
     def __post_init__(self) -> None:
-        self.config = _config(self.fake)
+        self.config = {**_config(self.fake), "parallel_requests": self.parallel}
         (self.tmp_path / "config.json").write_text(json.dumps(self.config))
         catalog = selecting(self.config, self.streams)
         (self.tmp_path / "catalog.json").write_text(json.dumps(catalog))
@@ -213,8 +214,29 @@ def test_a_killed_first_sync_resumes_where_it_stopped(
     rerun = tap.run(last_state(killed))
     done = check_resume(seeded, *clean, killed, rerun)
     assert 0 < done < 1, done
-    listing = [r for r in seeded.requests if r.path == "/api/v1/ideas"]
-    assert listing[0].query.get("created_since") == fraction_marker(killed)
+    listing = [_window_page(r) for r in seeded.requests if r.path == "/api/v1/ideas"]
+    # The request read ahead as the run starts is the next window's: no unfiltered page 1, none asked twice.
+    assert listing[0] == (fraction_marker(killed), None, "1")
+    assert all(since is not None for since, _, _ in listing)
+    assert len(set(listing)) == len(listing)
+
+
+def _window_page(request: RequestLog) -> tuple[str | None, str | None, str]:
+    query = request.query
+    return query.get("created_since"), query.get("created_before"), query["page"]
+
+
+def test_the_read_ahead_first_page_is_the_one_the_window_planner_reads(fake: FakeAha, tmp_path: Path) -> None:
+    """A windowed first run asks the same listing pages with the listings read ahead as without, each once."""
+    fake.seed(IDEAS)
+    asked = {}
+    for parallel in (1, 4):
+        fake.clear_requests()
+        Tap(fake, tmp_path, ("ideas",), parallel=parallel).run()
+        asked[parallel] = [_window_page(r) for r in fake.requests if r.path == "/api/v1/ideas"]
+    assert sorted(asked[4], key=str) == sorted(asked[1], key=str)
+    assert len(set(asked[4])) == len(asked[4])
+    assert [page for page in asked[4] if page[:2] == (None, None)] == [(None, None, "1")]  # the planner's
 
 
 def fraction_marker(killed: Run) -> str:
@@ -230,7 +252,8 @@ def test_a_kill_during_the_companions_rereads_only_them(fake: FakeAha, tmp_path:
     clean = tap.run()
     clean_requests = list(fake.requests)
     fake.clear_requests()
-    killed = tap.killed(on_request=_count(lambda r: r.path == "/api/v1/idea_users", 1))
+    # The companions' listings are read ahead as the run starts: the kill comes at their turn to be written.
+    killed = tap.killed(on_line=lambda m: m["type"] == "RECORD" and m["stream"] == "idea_users")
     assert killed.bookmark() is not None  # the ideas finished: the bookmark is their run's start
     assert MARKER not in killed.state["bookmarks"]["ideas"]
     fake.clear_requests()
@@ -318,6 +341,57 @@ def test_comments_skipped_until_a_contradiction_come_before_their_windows_state(
         assert len(set(ends)) >= 3
         assert max(ends) > created  # its window ended with a STATE
         assert {c["id"] for i in fake.idea_ids() for c in fake.comments(i)} == run.ids("idea_comments")
+
+
+@pytest.mark.parametrize("kills", [1, 2])
+def test_comments_skipped_before_a_kill_arrive_when_a_resumed_run_contradicts_the_count(
+    tmp_path: Path, kills: int
+) -> None:
+    """A killed run skipped comment requests on a reading of comments_count; a resumed run's evidence
+    contradicts it: those comments are requested before the first sync ends, even across a second kill."""
+    with FakeAha(comments_count="both") as fake:
+        fake.seed(IDEAS, comment_share=0.5)
+        tap = Tap(fake, tmp_path, IDEA_STREAMS, parallel=1)  # children in listing order: a repeatable run
+        tap.run()
+        asked = {r.path.split("/")[4] for r in fake.requests if r.path.endswith("/comments")}
+        by_created = sorted(fake.ideas(), key=lambda idea: idea["created_at"])
+        skipped = [i for i in by_created if i["comments_count"] == 0 and i["id"] not in asked]
+        assert skipped, "no comment request was skipped"
+        # The first skipped idea gets a comment its count hides (created before the idea's last change).
+        hidden = skipped[0]
+        comment = fake.add_comment(hidden["id"], created_at=hidden["updated_at"])
+        fake.update_idea(hidden["id"], comments_count=0, updated_at=hidden["updated_at"])
+        fake.clear_requests()
+        killed = tap.killed(on_line=lambda m: (marker(m) or {}).get("done_before", "") > hidden["created_at"])
+        state = t.cast("dict[str, t.Any]", last_state(killed))
+        assert state["bookmarks"]["ideas"][MARKER]["skipped"]["readings"] == ["both"]
+        assert comment["id"] not in killed.ids("idea_comments")  # skipped: the count said 0
+        # A later idea contradicts the reading: a count of 1 for two internal comments and no portal one.
+        done_before = state["bookmarks"]["ideas"][MARKER]["done_before"]
+        later = next(
+            i
+            for i in by_created
+            if i["created_at"] > done_before
+            and len(fake.comments(i["id"])) >= 2
+            and not fake.portal_comments(i["id"])
+        )
+        fake.update_idea(later["id"], comments_count=1, updated_at=later["updated_at"])
+        runs = [killed]
+        if kills == 2:  # killed again after the contradiction: the debt is in the marker
+            runs.append(
+                tap.killed(
+                    state, on_line=lambda m: (marker(m) or {}).get("done_before", "") > later["created_at"]
+                )
+            )
+            state = t.cast("dict[str, t.Any]", last_state(runs[-1]))
+            assert state["bookmarks"]["ideas"][MARKER]["skipped"]["readings"] == []
+        fake.clear_requests()
+        final = tap.run(state)
+        assert comment["id"] in final.ids("idea_comments")
+        assert "comments_count contradicts the reading an interrupted run relied on" in final.stderr
+        written = set().union(*(run.ids("idea_comments") for run in (*runs, final)))
+        assert written == {c["id"] for i in fake.idea_ids() for c in fake.comments(i)}
+        assert MARKER not in final.state["bookmarks"]["ideas"]
 
 
 def test_small_and_empty_accounts_make_the_same_requests_as_before(fake: FakeAha) -> None:

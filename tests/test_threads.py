@@ -57,7 +57,7 @@ def test_a_bookmark_lowered_to_ahas_clock_is_written_by_the_syncs_thread(
 
 
 def test_at_most_workers_fetches_are_in_flight() -> None:
-    prefetcher = Prefetcher(3)
+    prefetcher: Prefetcher[dict[str, t.Any]] = Prefetcher(3)
     lock = threading.Lock()
     running = peak = 0
 
@@ -77,7 +77,7 @@ def test_at_most_workers_fetches_are_in_flight() -> None:
 
 
 def test_discard_starts_a_clean_generation_after_a_failure() -> None:
-    prefetcher = Prefetcher(2)
+    prefetcher: Prefetcher[dict[str, t.Any]] = Prefetcher(2)
     calls: list[str] = []
 
     def fetch(item: dict[str, t.Any]) -> dict[str, t.Any]:
