@@ -196,6 +196,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--skip-faults", action="store_true", help="skip the fault and stalled-answer phase")
     add("--skip-resume", action="store_true", help="skip the interrupted-first-sync phase")
     add("--resume-ideas", type=int, default=1500, help="ideas of the interrupted-first-sync phase")
+    add(
+        "--resume-comments-count",
+        choices=("mixed", "internal", "portal", "both"),
+        default="mixed",
+        help="what comments_count counts in that phase ('both': comment requests are skipped across resumes)",
+    )
     add("--skip-comments", action="store_true", help="skip the comments_count phase")
     add("--comment-ideas", type=int, default=2000, help="ideas in the account of the comments_count phase")
     add("--skip-idle", action="store_true", help="skip the idle Lakeflow pipeline phase (bench/idle.py)")

@@ -38,6 +38,11 @@ class Killed:
     state: dict[str, t.Any] | None
 
     @property
+    def state_bytes(self) -> int:
+        """The size of the last STATE's value, the marker included."""
+        return len(json.dumps(self.state)) if self.state else 0
+
+    @property
     def done_before(self) -> str | None:
         """The marker's end of the finished windows, if the run got past its first window."""
         marker = (self.state or {}).get("bookmarks", {}).get("ideas", {}).get(MARKER)
@@ -60,6 +65,7 @@ class ResumePhase:
 
     scale: Scale
     ideas: int
+    comments_count: str
     clean: TapRun
     clean_requests: int
     resumed: list[Resumed]
@@ -78,18 +84,20 @@ class ResumePhase:
         """A Markdown table of the kills and resumes."""
         clean_wall = self.clean.measured.wall
         out = [
-            f"Interrupted first syncs ({self.ideas:,} ideas, {self.scale.describe()}): a first run SIGKILLed "
+            f"Interrupted first syncs ({self.ideas:,} ideas, {self.scale.describe()}, comments_count counts "
+            f"{self.comments_count}): a first run SIGKILLed "
             f"once it had written a share of the ideas, then resumed from its last STATE. Clean first run: "
             f"{self.clean_requests:,} requests, {clean_wall:.1f} s.",
             "",
-            "| killed at | ideas written | marked done | killed run: requests, s | resumed: requests, s "
-            "| resumed / clean | bound | met |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
+            "| killed at | ideas written | marked done | state, bytes | killed run: requests, s "
+            "| resumed: requests, s | resumed / clean | bound | met |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in self.resumed:
             k, bound = r.killed, self.bound(r)
             out.append(
-                f"| {k.share:.0%} | {k.ideas_written:,} | {r.done:.0%} | {k.requests:,}, {k.wall:.1f} "
+                f"| {k.share:.0%} | {k.ideas_written:,} | {r.done:.0%} | {k.state_bytes:,} "
+                f"| {k.requests:,}, {k.wall:.1f} "
                 f"| {r.requests:,}, {r.run.measured.wall:.1f} | {r.requests / self.clean_requests:.0%} "
                 f"requests, {r.run.measured.wall / clean_wall:.0%} time | {bound:,.0f} "
                 f"| {'yes' if r.requests <= bound else 'NO'} |"
@@ -105,7 +113,7 @@ def resume_phase(bench: Bench) -> ResumePhase:
     """
     args = bench.args
     ideas, scale = args.resume_ideas, Scale.of(args, args.scale)
-    options = _options(args, ideas, **_serve(scale))
+    options = _options(args, ideas, comments_count=args.resume_comments_count, **_serve(scale))
 
     def config(fake: FakeProcess) -> dict[str, t.Any]:
         return _config(args, fake, scale.per_minute, scale.per_second)
@@ -125,7 +133,7 @@ def resume_phase(bench: Bench) -> ResumePhase:
             before = killed.done_before
             done = t.cast("float", fake.call("created_share", before)) if before else 0.0
             resumed.append(Resumed(killed=killed, done=done, run=run, requests=len(fake.urls())))
-    return ResumePhase(scale, ideas, clean, clean_requests, resumed)
+    return ResumePhase(scale, ideas, args.resume_comments_count, clean, clean_requests, resumed)
 
 
 def run_killed(bench: Bench, name: str, config: dict[str, t.Any], share: float, ideas: int) -> Killed:
