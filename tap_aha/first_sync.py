@@ -176,7 +176,7 @@ def _check_timestamps(value: dict[str, t.Any], keys: set[str], where: str) -> No
             ) from None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Skipped:
     """Comment requests skipped in finished windows (tap_aha.comment_counts), owed if their reading falls.
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
+import re
 import signal
 import subprocess
 import typing as t
@@ -15,7 +17,9 @@ from datetime import timedelta
 import pytest
 
 from tap_aha.deletes import DELETED_AT, DELETES_BOOKMARK
-from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES, WINDOWED_OVER_PAGES
+from tap_aha.errors import StateError
+from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES, SKIPPED, WINDOWED_OVER_PAGES
+from tap_aha.inputs import read_state
 from tests.conftest import IDEA_STREAMS, REPO, TAP, Config, Run, run_cli, run_tap, selecting
 from tests.fake_aha import FakeAha, RequestLog, fmt_ts, parse_ts
 
@@ -343,53 +347,47 @@ def test_comments_skipped_until_a_contradiction_come_before_their_windows_state(
         assert {c["id"] for i in fake.idea_ids() for c in fake.comments(i)} == run.ids("idea_comments")
 
 
-@pytest.mark.parametrize("kills", [1, 2])
 def test_comments_skipped_before_a_kill_arrive_when_a_resumed_run_contradicts_the_count(
-    tmp_path: Path, kills: int
+    tmp_path: Path,
 ) -> None:
     """A killed run skipped comment requests on a reading of comments_count; a resumed run's evidence
-    contradicts it: those comments are requested before the first sync ends, even across a second kill."""
+    contradicts it and is killed too: the run resumed from that writes those comments before it ends."""
     with FakeAha(comments_count="both") as fake:
         fake.seed(IDEAS, comment_share=0.5)
-        tap = Tap(fake, tmp_path, IDEA_STREAMS, parallel=1)  # children in listing order: a repeatable run
-        tap.run()
+        tap = Tap(fake, tmp_path, IDEA_STREAMS, parallel=1)  # children in listing order
+        first = tap.killed(on_line=lambda m: SKIPPED in (marker(m) or {}))
+        state = t.cast("dict[str, t.Any]", last_state(first))
+        found = state["bookmarks"]["ideas"][MARKER]
+        assert found[SKIPPED]["readings"] == ["both"]
+        # An idea the killed run skipped (counted 0, no request) has a comment after all: hidden by its count.
         asked = {r.path.split("/")[4] for r in fake.requests if r.path.endswith("/comments")}
         by_created = sorted(fake.ideas(), key=lambda idea: idea["created_at"])
-        skipped = [i for i in by_created if i["comments_count"] == 0 and i["id"] not in asked]
-        assert skipped, "no comment request was skipped"
-        # The first skipped idea gets a comment its count hides (created before the idea's last change).
-        hidden = skipped[0]
+        hidden = next(
+            i
+            for i in by_created
+            if i["created_at"] < found["done_before"] and i["comments_count"] == 0 and i["id"] not in asked
+        )
         comment = fake.add_comment(hidden["id"], created_at=hidden["updated_at"])
         fake.update_idea(hidden["id"], comments_count=0, updated_at=hidden["updated_at"])
-        fake.clear_requests()
-        killed = tap.killed(on_line=lambda m: (marker(m) or {}).get("done_before", "") > hidden["created_at"])
-        state = t.cast("dict[str, t.Any]", last_state(killed))
-        assert state["bookmarks"]["ideas"][MARKER]["skipped"]["readings"] == ["both"]
-        assert comment["id"] not in killed.ids("idea_comments")  # skipped: the count said 0
         # A later idea contradicts the reading: a count of 1 for two internal comments and no portal one.
-        done_before = state["bookmarks"]["ideas"][MARKER]["done_before"]
         later = next(
             i
             for i in by_created
-            if i["created_at"] > done_before
+            if i["created_at"] > found["done_before"]
             and len(fake.comments(i["id"])) >= 2
             and not fake.portal_comments(i["id"])
         )
         fake.update_idea(later["id"], comments_count=1, updated_at=later["updated_at"])
-        runs = [killed]
-        if kills == 2:  # killed again after the contradiction: the debt is in the marker
-            runs.append(
-                tap.killed(
-                    state, on_line=lambda m: (marker(m) or {}).get("done_before", "") > later["created_at"]
-                )
-            )
-            state = t.cast("dict[str, t.Any]", last_state(runs[-1]))
-            assert state["bookmarks"]["ideas"][MARKER]["skipped"]["readings"] == []
-        fake.clear_requests()
+        second = tap.killed(
+            state, on_line=lambda m: (marker(m) or {}).get("done_before", "") > later["created_at"]
+        )
+        state = t.cast("dict[str, t.Any]", last_state(second))
+        assert state["bookmarks"]["ideas"][MARKER][SKIPPED]["readings"] == []  # owed, across this kill too
+        assert comment["id"] not in first.ids("idea_comments") | second.ids("idea_comments")
         final = tap.run(state)
         assert comment["id"] in final.ids("idea_comments")
         assert "comments_count contradicts the reading an interrupted run relied on" in final.stderr
-        written = set().union(*(run.ids("idea_comments") for run in (*runs, final)))
+        written = first.ids("idea_comments") | second.ids("idea_comments") | final.ids("idea_comments")
         assert written == {c["id"] for i in fake.idea_ids() for c in fake.comments(i)}
         assert MARKER not in final.state["bookmarks"]["ideas"]
 
@@ -458,3 +456,26 @@ def test_a_bad_resume_marker_stops_with_one_line(
     assert len(lines) == 1
     assert words in lines[0]
     assert fake.requests == []
+
+
+GOOD_MARKER = {"started_at": "2024-01-01T00:00:00Z", "done_before": "2023-06-01T00:00:00Z"}
+GOOD_SKIPPED = {"before": "2023-06-01T00:00:00Z", "kinds": ["internal"], "readings": ["both"]}
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ({**GOOD_MARKER, "skipped": {"before": "2024-01-01T00:00:00Z"}}, "'skipped' must be {"),
+        ({**GOOD_MARKER, "skipped": {**GOOD_SKIPPED, "kinds": "internal"}}, "'skipped' must be {"),
+        ({**GOOD_MARKER, "skipped": {**GOOD_SKIPPED, "before": 7}}, "'before' is not an ISO-8601"),
+        ({**GOOD_MARKER, "extra": 1}, "must be {"),
+    ],
+)
+def test_the_state_reader_checks_the_markers_skipped_requests(value: object, words: str) -> None:
+    """The CLI's check (above), on the reader it calls: a good marker passes, each bad one fails."""
+    good = {"bookmarks": {"ideas": {MARKER: {**GOOD_MARKER, "skipped": GOOD_SKIPPED}}}}
+    assert read_state(io.StringIO(json.dumps(good)), ["ideas"]) == good
+    bad = {"bookmarks": {"ideas": {MARKER: value}}}
+    with pytest.raises(StateError, match=re.escape(words)) as raised:
+        read_state(io.StringIO(json.dumps(bad)), ["ideas"])
+    assert "\n" not in str(raised.value)
