@@ -110,7 +110,7 @@ class CommentCounts:
         self._min_ruled_out = min_ruled_out
         self._log = log
         self._lock = threading.Lock()
-        self.fitting = set(READINGS) & set(READINGS if readings is None else readings)  # none contradicted
+        self.fitting = set(READINGS) if readings is None else set(READINGS) & set(readings)  # uncontradicted
         self.ruled_out = dict.fromkeys(READINGS, 0)  # observations that contradicted each reading
         self.agreeing = 0  # observations with a non-zero count that every fitting reading matched
         self.observed = 0
