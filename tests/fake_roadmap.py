@@ -1,7 +1,7 @@
 """The fake Aha!'s roadmap: features, epics, releases, phases, initiatives, goals, key results, requirements,
 to-dos, staff users and idea themes (shared/reference/aha-roadmap.md).
 
-Linked with the ideas in ``tests/fake_aha.py``: every feature an idea was promoted to (``idea.feature``) is a
+Linked with the ideas (``tests/fake_ideas.py``): every feature an idea was promoted to (``idea.feature``) is a
 feature here, in a release and often an epic; a few ideas are promoted to an epic, an initiative or a
 requirement instead. What the real service does and a tap must cope with (switches for the unverified):
 
@@ -22,14 +22,21 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from tests.fake_aha import HOST, _copy, _micros, _select_fields, fmt_ts, parse_ts
+from tests.fake_audits import Audits
+from tests.fake_formats import HOST, JSON, copy_json, fmt_ts, micros, parse_ts, select_fields
+from tests.fake_paging import (
+    Response,
+    after,
+    fields_of,
+    json_response,
+    not_found,
+    page_of,
+    refused,
+    time_filter,
+)
 
-if TYPE_CHECKING:
-    from tests.fake_aha import FakeAha, _Response
-
-JSON = dict[str, Any]
 KINDS = (
     "features",
     "epics",
@@ -65,7 +72,7 @@ STUB_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "tasks": ("id", "name", "due_date", "status", "created_at"),
 }
-# Audited as Aha! answers (paths); tests/fake_aha.py's _AUDIT_CLASSES spells them as classes.
+# Audited as Aha! answers (paths); tests/fake_audits.py's AUDIT_CLASSES spells them as classes.
 AUDIT_TYPES = {
     "features": "feature",
     "epics": "epic",
@@ -94,7 +101,7 @@ _BASE = datetime(2023, 3, 1, tzinfo=UTC)
 class Roadmap:
     """The roadmap records of one FakeAha, and the routes that serve them."""
 
-    def __init__(self, fake: FakeAha, seed: int) -> None:
+    def __init__(self, fake: Audits, seed: int) -> None:
         self.fake = fake
         self.lists_honour_fields = False  # the documented lists: stubs whatever `fields=` says
         self.goals_nest_full_key_results = False
@@ -310,7 +317,7 @@ class Roadmap:
                     "description": self._description("Build it", created),
                 },
             )
-            return cast(JSON, _copy(record))
+            return cast(JSON, copy_json(record))
 
     def add_epic(self, product_id: str, **values: Any) -> JSON:
         """An epic of a workspace."""
@@ -359,7 +366,7 @@ class Roadmap:
                 "project": {"id": product_id},
                 **values,
             }
-            return cast(JSON, _copy(self._put("epics", record)))
+            return cast(JSON, copy_json(self._put("epics", record)))
 
     def add_theme(self, product_id: str, name: str, created: str) -> JSON:
         theme_id = self._new_id()
@@ -422,7 +429,7 @@ class Roadmap:
                 "project": {"id": product["id"]},
                 **values,
             }
-            return cast(JSON, _copy(self._put("initiatives", record)))
+            return cast(JSON, copy_json(self._put("initiatives", record)))
 
     def add_goal(self, **values: Any) -> JSON:
         """A goal of the first workspace, with two key results."""
@@ -483,7 +490,7 @@ class Roadmap:
                     },
                     goal_id,
                 )
-            return cast(JSON, _copy(record))
+            return cast(JSON, copy_json(record))
 
     def add_feature(self, stub: JSON | None = None, **values: Any) -> JSON:
         """A copy of a new feature's full record (see `_add_feature`)."""
@@ -600,7 +607,7 @@ class Roadmap:
                 "attachments": [],
                 "comments_count": 0,
             }
-            return cast(JSON, _copy(self._put("requirements", record, feature_id)))
+            return cast(JSON, copy_json(self._put("requirements", record, feature_id)))
 
     def add_task(self, feature: JSON | None = None, *, created: str | None = None) -> JSON:
         """A to-do, on a feature (its `taskable`) or on no record."""
@@ -638,7 +645,7 @@ class Roadmap:
                 "comments_count": 0,
                 "taskable": taskable,
             }
-            return cast(JSON, _copy(self._put("tasks", record)))
+            return cast(JSON, copy_json(self._put("tasks", record)))
 
     def _releases_of(self, product_id: str) -> list[JSON]:
         return [r for r in self._store["releases"].values() if r["product_id"] == product_id]
@@ -694,7 +701,7 @@ class Roadmap:
                         self.fake.record_audit("destroy", AUDIT_TYPES["requirements"], req_id)
 
     def _full(self, kind: str, record: JSON) -> JSON:
-        out = cast(JSON, _copy(record))
+        out = cast(JSON, copy_json(record))
         if kind == "features" and self.features_nest_requirements:
             out["requirements"] = [self._copy_req(r) for r in self._children("requirements", record["id"])]
         elif kind == "features":
@@ -702,7 +709,7 @@ class Roadmap:
         if kind == "goals":
             krs = self._children("key_results", record["id"])
             out["key_results"] = [
-                cast(JSON, _copy(kr))
+                cast(JSON, copy_json(kr))
                 if self.goals_nest_full_key_results
                 else {
                     k: kr[k]
@@ -726,7 +733,7 @@ class Roadmap:
 
     @staticmethod
     def _copy_req(requirement: JSON) -> JSON:
-        return cast(JSON, _copy(requirement))
+        return cast(JSON, copy_json(requirement))
 
     def _children(self, kind: str, parent_id: str) -> list[JSON]:
         records = self._store[kind]
@@ -734,31 +741,21 @@ class Roadmap:
 
     # ------------------------------------------------------------------ routes
 
-    def route(self, parts: list[str], query: dict[str, str]) -> _Response | None:
-        """A roadmap listing or detail; None if the path is not one of them."""
-        from tests.fake_aha import _error, _Response  # noqa: PLC0415 - it imports this module
-
-        kind, parent, detail = self._resolve(parts)
-        if kind is None:
-            return None
-        refused = self.refused.get(kind) or (self.refused_parents.get(parent) if parent else None)
-        if refused:
-            return _Response(refused, _error("Forbidden"))
+    def listing(self, kind: str, query: dict[str, str], parent: str | None = None) -> Response:
+        """A listing of a kind (a workspace's releases, a goal's key results, a feature's requirements)."""
+        status = self.refused.get(kind) or (self.refused_parents.get(parent) if parent else None)
+        if status:
+            return refused(status)
         with self.fake._lock:
-            if detail is not None:
-                record = self._store[kind].get(detail)
-                if record is None:
-                    return _Response(404, _error("Record not found"))
-                return self.fake._json({DETAIL_ROOTS[kind]: self._full(kind, record)})
-            since = None if kind in self.ignores_updated_since else self.fake._since(query, "updated_since")
+            since = None if kind in self.ignores_updated_since else time_filter(query, "updated_since")
             records = [
                 r for r in self._store[kind].values() if parent is None or self._parent[r["id"]] == parent
             ]
             if since is not None:
                 inclusive = self.fake.updated_since_inclusive
-                records = [r for r in records if _after(_micros(parse_ts(r["updated_at"])), since, inclusive)]
+                records = [r for r in records if after(micros(parse_ts(r["updated_at"])), since, inclusive)]
             records.sort(key=lambda r: (r["created_at"], r["id"]))
-            fields = [f.strip() for f in (query.get("fields") or "").split(",") if f.strip()] or None
+            fields = fields_of(query)
             items = []
             for record in records:
                 full = self._full(kind, record)
@@ -768,25 +765,17 @@ class Roadmap:
                     continue
                 stub = {k: full[k] for k in stub_keys if k in full}
                 items.append(
-                    _select_fields(full, fields, stub) if fields and self.lists_honour_fields else stub
+                    select_fields(full, fields, stub) if fields and self.lists_honour_fields else stub
                 )
-            return self.fake._child_page(ROOTS[kind], items, query, None)
+            return page_of(ROOTS[kind], items, query)
 
-    def _resolve(self, parts: list[str]) -> tuple[str | None, str | None, str | None]:
-        """(kind, parent id, record id) for a roadmap path."""
-        top = {"features", "epics", "release_phases", "initiatives", "goals", "users", "idea_themes", "tasks"}
-        if len(parts) == 1 and parts[0] in top:
-            return parts[0], None, None
-        if len(parts) == 2 and parts[0] in {"features", "epics", "releases", "tasks", "initiatives"}:
-            return parts[0], None, parts[1]
-        if len(parts) == 3 and parts[0] == "products" and parts[2] == "releases":
-            return "releases", parts[1], None
-        if len(parts) == 3 and parts[0] == "goals" and parts[2] == "key_results":
-            return "key_results", parts[1], None
-        if len(parts) == 3 and parts[0] == "features" and parts[2] == "requirements":
-            return "requirements", parts[1], None
-        return None, None, None
-
-
-def _after(changed: int, since: int, inclusive: bool) -> bool:
-    return changed > since or (inclusive and changed == since)
+    def detail(self, kind: str, query: dict[str, str], record_id: str) -> Response:
+        """One record of a kind that has a detail GET (``DETAIL_ROOTS``)."""
+        status = self.refused.get(kind)
+        if status:
+            return refused(status)
+        with self.fake._lock:
+            record = self._store[kind].get(record_id)
+            if record is None:
+                return not_found()
+            return json_response({DETAIL_ROOTS[kind]: self._full(kind, record)})
