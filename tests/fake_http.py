@@ -59,6 +59,7 @@ FAULTS = frozenset(
 )
 # A path pattern under /api/v1 ("ideas/{idea}/comments") and what answers it: handler(query, *the {parts}).
 Routes = Mapping[str, Callable[..., Response]]
+_ByLength = dict[int, list[tuple[tuple[str, ...], Callable[..., Response]]]]  # parts, handler; literals first
 
 
 @dataclass
@@ -214,9 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _match(pattern: tuple[str, ...], parts: list[str]) -> list[str] | None:
-    """The parts a path gives the pattern's ``{placeholders}``, or None if it is not the pattern's path."""
-    if len(pattern) != len(parts):
-        return None
+    """What a path as long as the pattern gives its ``{placeholders}``, or None if it is another path."""
     found: list[str] = []
     for want, got in zip(pattern, parts, strict=True):
         if want.startswith("{"):
@@ -261,7 +260,7 @@ class HttpFake(ABC):
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._routes: list[tuple[tuple[str, ...], Callable[..., Response]]] = []
+        self._routes: _ByLength = {}
 
     @abstractmethod
     def route_table(self) -> Routes:
@@ -454,11 +453,14 @@ class HttpFake(ABC):
 
         A literal part beats a ``{part}``, so ``ideas/endorsements`` is not taken for an idea.
         """
-        if not self._routes:
+        if not self._routes:  # built whole, then set: requests in other threads see none or all of it
             routes = [(tuple(pattern.split("/")), handler) for pattern, handler in self.route_table().items()]
-            self._routes = sorted(routes, key=lambda route: -sum(not p.startswith("{") for p in route[0]))
+            by_length: _ByLength = {}
+            for route in sorted(routes, key=lambda route: -sum(not p.startswith("{") for p in route[0])):
+                by_length.setdefault(len(route[0]), []).append(route)
+            self._routes = by_length
         parts = sub.strip("/").split("/")
-        for pattern, handler in self._routes:
+        for pattern, handler in self._routes.get(len(parts), ()):
             found = _match(pattern, parts)
             if found is not None:
                 return handler(query, *found)

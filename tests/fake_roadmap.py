@@ -94,6 +94,14 @@ DETAIL_ROOTS = {
     "tasks": "task",
     "initiatives": "initiative",
 }
+# A new record's reference (from its workspace's prefix and its number) and the noun its name starts with.
+REFERENCES = {
+    "releases": ("{prefix}-R-{n}", "Release"),
+    "epics": ("E-{n}", "Epic"),
+    "initiatives": ("{prefix}-S-{n}", "Initiative"),
+    "goals": ("{prefix}-G-{n}", "Goal"),
+    "features": ("{prefix}-F{n}", "Feature"),
+}
 FEATURE_STATUSES = ("Under consideration", "Ready to develop", "In development", "Shipped")
 _BASE = datetime(2023, 3, 1, tzinfo=UTC)
 
@@ -164,6 +172,31 @@ class Roadmap:
     def _link(self, record: JSON) -> JSON:
         keys = ("id", "reference_num", "name", "created_at", "url", "resource", "product_id")
         return {k: record[k] for k in keys if k in record}
+
+    def _head(self, kind: str, product: JSON, values: dict[str, Any]) -> tuple[JSON, int]:
+        """A new record's opening keys (created now unless `values` gives `created_at`), and its number."""
+        created = values.pop("created_at", None) or fmt_ts(self.fake._now())
+        record_id = self._new_id()
+        n = len(self._store[kind]) + 1
+        reference, noun = REFERENCES[kind]
+        ref = reference.format(prefix=product["reference_prefix"], n=n)
+        url = resource = f"{kind}/{ref}"
+        if kind == "goals":  # addressed by id; the web page keeps the old name
+            url, resource = f"strategic_imperatives/{record_id}", f"goals/{record_id}"
+        head = {
+            "id": record_id,
+            "reference_num": ref,
+            "name": f"{noun} {n}",
+            "created_at": created,
+            "updated_at": created,
+            "url": f"{HOST}/{url}",
+            "resource": f"{HOST}/api/v1/{resource}",
+            "product_id": product["id"],
+        }
+        return head, n
+
+    def _workspace(self, product_id: str) -> JSON:
+        return next(p for p in self.fake._products if p["id"] == product_id)
 
     def _put(self, kind: str, record: JSON, parent: str | None = None) -> JSON:
         self._store[kind][record["id"]] = record
@@ -254,16 +287,12 @@ class Roadmap:
     def add_release(self, product_id: str, **values: Any) -> JSON:
         """A release of a workspace (created now unless `created_at` is given)."""
         with self.fake._lock:
-            product = next(p for p in self.fake._products if p["id"] == product_id)
-            created = values.pop("created_at", None) or fmt_ts(self.fake._now())
-            release_id = self._new_id()
-            n = len(self._store["releases"]) + 1
-            ref = f"{product['reference_prefix']}-R-{n}"
+            product = self._workspace(product_id)
+            head, n = self._head("releases", product, values)
+            created, release_id = head["created_at"], head["id"]
             start = values.get("start_date") or "2024-01-01"
             record = {
-                "id": release_id,
-                "reference_num": ref,
-                "name": f"Release {n}",
+                **head,
                 "start_date": start,
                 "release_date": "2024-03-31",
                 "end_date": values.get("release_date") or "2024-03-31",
@@ -274,14 +303,9 @@ class Roadmap:
                 "parking_lot": False,
                 "master_release": False,
                 "parent": {"id": product_id, "name": product["name"]} if n % 4 == 0 else None,
-                "created_at": created,
-                "updated_at": created,
-                "product_id": product_id,
                 "owner": self._user(n),
                 "project": {"id": product_id, "name": product["name"]},
                 "integration_fields": [],
-                "url": f"{HOST}/releases/{ref}",
-                "resource": f"{HOST}/api/v1/releases/{ref}",
                 "position": n,
                 "progress": 0,
                 "progress_source": "progress_from_features",
@@ -322,22 +346,13 @@ class Roadmap:
     def add_epic(self, product_id: str, **values: Any) -> JSON:
         """An epic of a workspace."""
         with self.fake._lock:
-            created = values.pop("created_at", None) or fmt_ts(self.fake._now())
-            epic_id = self._new_id()
-            n = len(self._store["epics"]) + 1
-            ref = f"E-{n}"
+            head, n = self._head("epics", self._workspace(product_id), values)
+            created = head["created_at"]
             release = self._releases_of(product_id)[0]
             initiatives = list(self._store["initiatives"].values())
             initiative = self._link(initiatives[n % len(initiatives)]) if n % 2 and initiatives else None
             record = {
-                "id": epic_id,
-                "reference_num": ref,
-                "name": f"Epic {n}",
-                "created_at": created,
-                "updated_at": created,
-                "url": f"{HOST}/epics/{ref}",
-                "resource": f"{HOST}/api/v1/epics/{ref}",
-                "product_id": product_id,
+                **head,
                 "position": n,
                 "score": 10 * n,
                 "start_date": release["start_date"],
@@ -387,20 +402,11 @@ class Roadmap:
     def add_initiative(self, **values: Any) -> JSON:
         """An initiative of the first workspace."""
         with self.fake._lock:
-            created = values.pop("created_at", None) or fmt_ts(self.fake._now())
             product = self.fake._products[0]
-            record_id = self._new_id()
-            n = len(self._store["initiatives"]) + 1
-            ref = f"{product['reference_prefix']}-S-{n}"
+            head, n = self._head("initiatives", product, values)
+            created = head["created_at"]
             record = {
-                "id": record_id,
-                "reference_num": ref,
-                "name": f"Initiative {n}",
-                "created_at": created,
-                "updated_at": created,
-                "url": f"{HOST}/initiatives/{ref}",
-                "resource": f"{HOST}/api/v1/initiatives/{ref}",
-                "product_id": product["id"],
+                **head,
                 "status": "active",
                 "effort": n,
                 "value": 2 * n,
@@ -434,20 +440,11 @@ class Roadmap:
     def add_goal(self, **values: Any) -> JSON:
         """A goal of the first workspace, with two key results."""
         with self.fake._lock:
-            created = values.pop("created_at", None) or fmt_ts(self.fake._now())
             product = self.fake._products[0]
-            goal_id = self._new_id()
-            n = len(self._store["goals"]) + 1
-            ref = f"{product['reference_prefix']}-G-{n}"
+            head, n = self._head("goals", product, values)
+            created, goal_id, ref = head["created_at"], head["id"], head["reference_num"]
             record = {
-                "id": goal_id,
-                "reference_num": ref,
-                "name": f"Goal {n}",
-                "created_at": created,
-                "updated_at": created,
-                "url": f"{HOST}/strategic_imperatives/{goal_id}",
-                "resource": f"{HOST}/api/v1/goals/{goal_id}",
-                "product_id": product["id"],
+                **head,
                 "effort": 3,
                 "value": 8,
                 "color": "#dce7c6",
@@ -502,21 +499,10 @@ class Roadmap:
         often an epic and initiative, with requirements and to-dos."""
         with self.fake._lock:
             rng = self._rng
-            n = len(self._store["features"]) + 1
-            made = values.pop("created_at", None) or fmt_ts(self.fake._now())
             if stub is None:
-                product = self.fake._products[0]
-                feature_id = self._new_id()
-                ref = f"{product['reference_prefix']}-F{n}"
-                stub = {
-                    "id": feature_id,
-                    "reference_num": ref,
-                    "name": f"Feature {n}",
-                    "created_at": made,
-                    "url": f"{HOST}/features/{ref}",
-                    "resource": f"{HOST}/api/v1/features/{ref}",
-                    "product_id": product["id"],
-                }
+                stub, n = self._head("features", self.fake._products[0], values)
+            else:
+                n = len(self._store["features"]) + 1
             created = stub["created_at"]
             updated = fmt_ts(
                 max(parse_ts(created), _BASE) + timedelta(days=rng.randrange(200), milliseconds=n)
