@@ -1,14 +1,10 @@
 """The fake Aha!'s deletes and restores, and the audit log they write (``GET /audits``).
 
 Deleting an idea moves it and its children to the recycle bin (they 404 from then on) and audits the destroys;
-restoring it is an update. Deleting a vote or comment leaves its idea's ``updated_at`` alone. What the real
-service does and a tap must cope with (switches for the unverified):
-
-* ``audits_refused`` (403 or 404): ``GET /audits`` answers that status, as for a key without access;
-* ``audit_child_destroys``: whether deleting an idea also audits its children's destroys;
-* ``audit_order``: ``"id"`` (ascending) or ``"newest"`` (newest first: ``after_id`` walks fall short);
-* ``audit_type_spelling``: ``"path"`` (``ideas/idea``) or ``"class"`` (``Ideas::Idea``) in answers; queries
-  may use either; only the last 12 months are listed.
+restoring it is an update. Deleting a vote or comment leaves its idea's ``updated_at`` alone. ``GET /audits``
+lists the last 12 months, filtered by ``created_since``/``created_before``, ``audit_action``,
+``auditable_type`` (a path or a class name) and ``after_id``; the switches on ``Audits`` cover what the real
+service leaves unverified: refusal, child destroys, order and the type spelling of answers.
 """
 
 from __future__ import annotations
