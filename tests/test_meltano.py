@@ -25,8 +25,7 @@ import yaml  # type: ignore[import-untyped, unused-ignore]  # singer-sdk's; stub
 
 from tap_aha.tap import STREAM_NAMES
 from tests.conftest import REPO
-from tests.fake_aha import FakeAha
-from tests.fake_formats import parse_ts
+from tests.fake_aha import FakeAha, parse_ts
 
 MELTANO = Path(os.environ.get("MELTANO_FOR_TESTS") or REPO / ".venv" / "meltano" / "bin" / "meltano")
 PLUGINS = ("tap-aha", "target-duckdb")
