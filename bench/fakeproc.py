@@ -16,7 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from tests.fake_aha import API_PREFIX, FakeAha, parse_ts
+from tests.fake_aha import FakeAha
+from tests.fake_formats import API_PREFIX, parse_ts
 
 if t.TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -44,7 +45,7 @@ class FakeOptions:
     api_key: str = "bench-key"
     fault_share: float = 0.0  # share of requests failing once (a 5xx or a reset)
     stall: float = 0.0  # seconds one child request (comments of the idea listed mid-run) is held
-    comments_count: str = "mixed"  # what the ideas' comments_count counts (tests/fake_aha.py)
+    comments_count: str = "mixed"  # what the ideas' comments_count counts (tests/fake_account.py)
 
 
 @dataclass

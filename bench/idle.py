@@ -14,7 +14,8 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from tap_aha.lakeflow import DEFAULT_POLL_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL, TABLES, LakeflowConnect
+from tap_aha.lakeflow import TABLES, LakeflowConnect
+from tap_aha.lakeflow_options import DEFAULT_POLL_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL
 from tests.fake_aha import FakeAha
 
 ACCOUNT_LIMIT = 300  # Aha!'s requests a minute per account

@@ -17,8 +17,8 @@ from singer_sdk import StreamSchema
 
 from tap_aha.client import ChildStream, ListingStream
 from tap_aha.errors import EndpointRefusedError
-from tap_aha.streams import EPOCH, SCHEMAS
-from tap_aha.timestamps import format_timestamp, later_start, normalize_timestamp
+from tap_aha.streams import SCHEMAS
+from tap_aha.timestamps import EPOCH, format_timestamp, later_start, normalize_timestamp
 from tap_aha.vote_index import ProxyVoteIndex, changed_at
 
 if t.TYPE_CHECKING:

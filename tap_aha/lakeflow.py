@@ -42,12 +42,31 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_aha.client import processed
 from tap_aha.companions import AccountStream
 from tap_aha.errors import EndpointRefusedError, SettingsError
-from tap_aha.lakeflow_deletes import Key, Row, deleted_rows
-from tap_aha.settings import SETTINGS, AhaSettings, optional_integer
+from tap_aha.lakeflow_deletes import deleted_rows
+from tap_aha.lakeflow_offsets import (
+    SNAPSHOT,
+    Key,
+    Row,
+    keyed,
+    offset_after,
+    parse_offset,
+    snapshot_offset,
+)
+from tap_aha.lakeflow_options import (
+    CONNECTION_OPTIONS,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_SNAPSHOT_INTERVAL,
+    TABLE_OPTIONS,
+    batch_limit,
+    interval,
+    split_options,
+    tap_config,
+)
+from tap_aha.settings import AhaSettings
 from tap_aha.spark_schema import Column, table_columns
-from tap_aha.streams import EPOCH, IdeaProxyVotesStream, start_comment_counts
+from tap_aha.streams import IdeaProxyVotesStream, start_comment_counts
 from tap_aha.tap import STREAM_NAMES, TapAha
-from tap_aha.timestamps import format_timestamp, later_start, normalize_timestamp, parse_timestamp
+from tap_aha.timestamps import format_timestamp, later_start, parse_timestamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -64,30 +83,8 @@ PARENT_TABLE = "ideas"
 TABLES = STREAM_NAMES
 # Deletes come from Aha!'s audit log (tap_aha.deletes); without capture_deletes the tables are plain cdc.
 INGESTION_TYPE = "cdc_with_deletes"
-# Companion tables without a cursor: read whole once per pass (offset {"snapshot": <cap>}), no delete flow.
-SNAPSHOT = "snapshot"
 
 
-# The options the connector reads: the tap's own settings (connector_spec.yaml declares exactly these).
-CONNECTION_OPTIONS: tuple[str, ...] = tuple(setting.name for setting in SETTINGS)
-TABLE_OPTIONS: tuple[str, ...] = (
-    "max_records_per_batch",
-    "poll_interval_seconds",
-    "snapshot_interval_seconds",
-)
-# A continuous query may ask for its next batch every few milliseconds: a `cdc` table (and its delete flow)
-# that has caught up lists Aha! again at most once a minute, one request each when nothing changed; a
-# `snapshot` table, read whole, at most once an hour. An idle pipeline of every table then spends about 14
-# of the account's 300 requests a minute (docs/operations-failures.md; `python -m bench.idle` measures it).
-DEFAULT_POLL_INTERVAL = 60
-DEFAULT_SNAPSHOT_INTERVAL = 3600
-# Set by the Lakeflow framework or Spark rather than the user; accepted and ignored (keys are lower-cased).
-FRAMEWORK_OPTIONS = frozenset(
-    {
-        "tablename", "tablenamelist", "tableconfigs", "isdeleteflow", "externaloptionsallowlist",
-        "path", "scd_type", "primary_keys", "sequence_by",
-    }
-)  # fmt: skip
 _ONE_MS = dt.timedelta(milliseconds=1)
 _first = itemgetter(0)
 
@@ -145,12 +142,12 @@ class LakeflowConnect:
         self._setup()
 
     def _setup(self) -> None:
-        settings, table_options = _split_options(self._options)
+        settings, table_options = split_options(self._options)
         self._raw_settings = settings
         self._settings = AhaSettings.from_config(settings)
-        self._default_batch = _batch_limit(table_options, None)
-        self._default_poll = _interval(table_options, "poll_interval_seconds", DEFAULT_POLL_INTERVAL)
-        self._default_snapshot = _interval(
+        self._default_batch = batch_limit(table_options, None)
+        self._default_poll = interval(table_options, "poll_interval_seconds", DEFAULT_POLL_INTERVAL)
+        self._default_snapshot = interval(
             table_options, "snapshot_interval_seconds", DEFAULT_SNAPSHOT_INTERVAL
         )
         self._embedded: TapAha | None = None
@@ -237,10 +234,10 @@ class LakeflowConnect:
         if isinstance(stream, AccountStream):
             records, next_offset = self._read_companion(stream, offset, None, limit, current.cap)
         else:
-            start = _parse_offset(start_offset)
+            start = parse_offset(start_offset)
             records, ideas = self._read(table, start, None, limit, current.cap, quota=self._quota(current))
             current.ideas_read += len(ideas)  # forward reads only: a replay spends no quota
-            next_offset = _next_offset(offset, start, ideas[-1] if ideas else None)
+            next_offset = offset_after(offset, start, ideas[-1] if ideas else None)
         if next_offset == offset:
             current.caught_up_at = offset
         return iter(records), next_offset
@@ -263,9 +260,9 @@ class LakeflowConnect:
         current = self._pass(_deletes(table), offset, poll)
         if current is None:
             return iter([]), offset
-        start = _parse_offset(start_offset)
+        start = parse_offset(start_offset)
         records, end = self._read_deletes(stream, start, None, limit, current.cap)
-        next_offset = _next_offset(offset, start, end)
+        next_offset = offset_after(offset, start, end)
         if next_offset == offset:
             current.caught_up_at = offset
         return iter(records), next_offset
@@ -295,19 +292,19 @@ class LakeflowConnect:
         stream = self._stream(table)
         self._start_clean()
         if deletes:
-            end = _parse_offset(end_offset)
+            end = parse_offset(end_offset)
             if end is None or not self._has_delete_flow(stream):
                 return []
             cap = self._pass_cap(_deletes(table))
-            return self._read_deletes(stream, _parse_offset(start_offset), end, None, cap)[0]
+            return self._read_deletes(stream, parse_offset(start_offset), end, None, cap)[0]
         cap = self._pass_cap(table)
         if isinstance(stream, AccountStream):
             start_companion, end_companion = dict(start_offset or {}), dict(end_offset or {})
             return self._read_companion(stream, start_companion, end_companion, None, cap)[0]
-        end = _parse_offset(end_offset)
+        end = parse_offset(end_offset)
         if end is None:
             return []
-        return self._read(table, _parse_offset(start_offset), end, None, cap)[0]
+        return self._read(table, parse_offset(start_offset), end, None, cap)[0]
 
     # ------------------------------------------------------------------ passes and listings
 
@@ -395,7 +392,7 @@ class LakeflowConnect:
             PARENT_TABLE,
             (start, end),
             cap,
-            lambda since: _keyed(_processed(parent, parent.changed_idea_pages(since)), cap),
+            lambda since: keyed(_processed(parent, parent.changed_idea_pages(since)), cap),
         )
         if table == PARENT_TABLE:
             chosen = ideas[: min(limit or len(ideas), quota or len(ideas))]
@@ -482,12 +479,12 @@ class LakeflowConnect:
         columns = table_columns(stream)
         try:
             if _is_snapshot(stream):
-                finished = _snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
-                if start_offset and _snapshot_offset(start_offset) == finished:
+                finished = snapshot_offset(end_offset) if end_offset is not None else {SNAPSHOT: cap}
+                if start_offset and snapshot_offset(start_offset) == finished:
                     return [], finished
                 return [columns.record(record) for record in self._rows(stream, None)], finished
-            start = _parse_offset(start_offset)
-            end = None if end_offset is None else _parse_offset(end_offset)
+            start = parse_offset(start_offset)
+            end = None if end_offset is None else parse_offset(end_offset)
             if end_offset is not None and end is None:  # a replay up to the very start: nothing
                 return [], {}
             if stream.listing_cursor:  # one batch per pass: a pass's records share its listing's moment
@@ -496,7 +493,7 @@ class LakeflowConnect:
             after = None if start is None else start[0]
             changed = functools.partial(self._changed, stream, cap=cap, label=label, after=after)
             rows = self._listed(stream.name, (start, end), cap, changed)[:limit]
-            next_offset = _next_offset(start_offset, start, rows[-1][0] if rows else None)
+            next_offset = offset_after(start_offset, start, rows[-1][0] if rows else None)
             return [columns.record(row) for _, row in rows], next_offset
         except EndpointRefusedError as exc:  # the table (or its parent's listing): nothing delivered
             stream.skip_refused(exc, None)
@@ -536,7 +533,7 @@ class LakeflowConnect:
         records = self._rows(stream, since)
         column = stream.listing_cursor
         if column is None:
-            yield from _keyed(records, cap)
+            yield from keyed(records, cap)
             return
         rows = list(records)
         moment = label or min(cap, stream.listed_at() or cap)
@@ -557,23 +554,23 @@ class LakeflowConnect:
         """The tap whose streams are read (built lazily, so a pickled connector holds no sockets)."""
         if self._embedded is None:
             try:
-                self._embedded = _EmbeddedTap(config=_tap_config(self._settings), validate_config=True)
+                self._embedded = _EmbeddedTap(config=tap_config(self._settings), validate_config=True)
             except ConfigValidationError as exc:
                 raise SettingsError(f"Invalid settings: {'; '.join(exc.errors) or exc}") from None
         return self._embedded
 
     def _table_options(self, table_options: Mapping[str, t.Any]) -> tuple[int | None, int, int]:
         """A read's batch size and intervals; connection options may only repeat the connection's."""
-        settings, table = _split_options(table_options)
+        settings, table = split_options(table_options)
         for name, value in settings.items():
             if str(value).strip() != str(self._raw_settings.get(name, "")).strip():
                 raise SettingsError(
                     f"Option '{name}' is a connection option: set it on the connection, not per table."
                 )
         return (
-            _batch_limit(table, self._default_batch),
-            _interval(table, "poll_interval_seconds", self._default_poll),
-            _interval(table, "snapshot_interval_seconds", self._default_snapshot),
+            batch_limit(table, self._default_batch),
+            interval(table, "poll_interval_seconds", self._default_poll),
+            interval(table, "snapshot_interval_seconds", self._default_snapshot),
         )
 
     def _quota(self, current: _Pass) -> int | None:
@@ -599,106 +596,15 @@ def _processed(stream: AhaStream, pages: Iterable[Iterable[Row]]) -> Iterator[Ro
         yield from processed(stream, page)
 
 
-def _keyed(records: Iterable[Row], cap: str) -> Iterator[tuple[Key, Row]]:
-    """Each record with its key; those updated after `cap` left out."""
-    for record in records:
-        key = _key(record)
-        if key[0] <= cap:
-            yield key, record
-
-
-# ---------------------------------------------------------------------- options
-
-
-def _split_options(options: Mapping[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
-    """Tap settings and table options; framework options dropped; anything else rejected by name."""
-    settings: dict[str, t.Any] = {}
-    table: dict[str, t.Any] = {}
-    unknown: list[str] = []
-    for key, value in options.items():
-        name = str(key).lower()
-        if value is None or name in FRAMEWORK_OPTIONS or "." in name:  # e.g. databricks.connection
-            continue
-        if name in CONNECTION_OPTIONS:
-            settings[name] = value
-        elif name in TABLE_OPTIONS:
-            table[name] = value
-        else:
-            unknown.append(str(key))
-    if unknown:
-        known = ", ".join((*CONNECTION_OPTIONS, *TABLE_OPTIONS))
-        raise SettingsError(f"Unknown option(s) {', '.join(sorted(unknown))}; known options: {known}.")
-    return settings, table
-
-
-def _batch_limit(table: Mapping[str, t.Any], default: int | None) -> int | None:
-    value = optional_integer(table, "max_records_per_batch", minimum=1)
-    return default if value is None else value
-
-
 def _waits(since: str, poll: int) -> bool:
     """Whether a table that caught up at `since` must wait before it lists Aha! again."""
     return dt.datetime.now(dt.UTC) - parse_timestamp(since) < dt.timedelta(seconds=poll)
-
-
-def _interval(table: Mapping[str, t.Any], name: str, default: int) -> int:
-    value = optional_integer(table, name, minimum=0)
-    return default if value is None else value
-
-
-def _tap_config(settings: AhaSettings) -> dict[str, t.Any]:
-    """The validated settings as the tap's config, less max_ideas.
-
-    The connector applies max_ideas itself, to ideas in offset order; the tap would stop in listing order.
-    """
-    values = dataclasses.asdict(settings)
-    values.pop("max_ideas")
-    return {name: value for name, value in values.items() if value is not None}
 
 
 def _check_table(table_name: str) -> str:
     if table_name not in TABLES:
         raise ValueError(f"Unknown table {table_name!r}; tables: {', '.join(TABLES)}.")
     return table_name
-
-
-# ---------------------------------------------------------------------- offsets
-
-
-def _key(idea: Mapping[str, t.Any]) -> Key:
-    updated = idea.get("updated_at")
-    return (normalize_timestamp(updated) if isinstance(updated, str) and updated else EPOCH, str(idea["id"]))
-
-
-def _parse_offset(offset: Mapping[str, t.Any] | None) -> Key | None:
-    if offset is None or (isinstance(offset, dict) and not offset):
-        return None
-    cursor, idea_id = (offset.get("cursor"), offset.get("id")) if isinstance(offset, dict) else (None, None)
-    if not isinstance(cursor, str) or not isinstance(idea_id, str) or set(offset) != {"cursor", "id"}:
-        raise ValueError(
-            'An offset is {} or {"cursor": <updated_at>, "id": <idea id>} as read_table returns.'
-        )
-    try:
-        return normalize_timestamp(cursor), idea_id
-    except ValueError:
-        raise ValueError(f"The offset's cursor {cursor!r} is not an ISO-8601 timestamp.") from None
-
-
-def _snapshot_offset(offset: Mapping[str, t.Any]) -> dict[str, t.Any]:
-    if not isinstance(offset, dict) or set(offset) != {SNAPSHOT} or not isinstance(offset[SNAPSHOT], str):
-        raise ValueError('A snapshot table\'s offset is {} or {"snapshot": <cap>} as read_table returns.')
-    return dict(offset)
-
-
-def _format_offset(key: Key) -> dict[str, t.Any]:
-    return {"cursor": key[0], "id": key[1]}
-
-
-def _next_offset(
-    start_offset: Mapping[str, t.Any] | None, start: Key | None, end: Key | None
-) -> dict[str, t.Any]:
-    """The offset to pass next: the incoming one unchanged when nothing new was read."""
-    return dict(start_offset or {}) if end is None or end == start else _format_offset(end)
 
 
 def _cursor_field(stream: AhaStream) -> str:

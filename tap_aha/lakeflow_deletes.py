@@ -12,14 +12,13 @@ import typing as t
 
 from tap_aha.deletes import read_deletions
 from tap_aha.errors import EndpointRefusedError
+from tap_aha.lakeflow_offsets import Key, Row
 
 if t.TYPE_CHECKING:
     from tap_aha.client import AhaStream
     from tap_aha.tap import TapAha
 
 logger = logging.getLogger(__name__)
-Key = tuple[str, str]  # (a cursor in Aha!'s form, an id): the order every Lakeflow read follows
-Row = dict[str, t.Any]
 
 
 def deleted_rows(

@@ -17,7 +17,7 @@ from tap_aha.first_sync import MARKER, FirstSync, WindowEnd, first_window
 from tap_aha.prefetch import run_ahead
 from tap_aha.progress import quiet_detail
 from tap_aha.sdk import tap_of
-from tap_aha.timestamps import format_timestamp
+from tap_aha.timestamps import EPOCH, format_timestamp
 from tap_aha.vote_index import ProxyVoteIndex
 
 if t.TYPE_CHECKING:
@@ -43,7 +43,6 @@ DETAIL_FIELDS = (
 LIST_FIELDS = "*," + ",".join(DETAIL_FIELDS)  # the default set plus the detail fields
 # Keys every full idea carries: a list item missing any of them is completed from its detail.
 DETAIL_MARKERS = ("product_id", "endorsements_count", "comments_count", "votes", "custom_fields")
-EPOCH = "1970-01-01T00:00:00.000Z"
 
 
 class IdeasStream(ListingStream):

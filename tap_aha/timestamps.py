@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+EPOCH = "1970-01-01T00:00:00.000Z"  # the earliest bookmark, in that form
+
 
 def parse_timestamp(value: str) -> dt.datetime:
     """Parse an ISO-8601 date or date-time; naive values are taken as UTC."""

@@ -1,6 +1,6 @@
 """The fake Aha!'s account-wide companion records: organizations, idea users, portals, workspaces, categories.
 
-Linked with the ideas' data in ``tests/fake_aha.py``: votes name organizations and idea users listed here,
+Linked with the ideas' data in ``tests/fake_account.py``: votes name organizations and idea users listed here,
 ideas carry a ``product_id`` and ``categories`` listed here, organizations count the votes cast for them.
 What the real service does and a tap must cope with:
 
@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from tests.fake_aha import HOST, PORTAL_HOST, _copy, _micros, _select_fields, fmt_ts, parse_ts
+from tests.fake_account import Account
+from tests.fake_formats import HOST, JSON, PORTAL_HOST, copy_json, fmt_ts, micros, parse_ts, select_fields
+from tests.fake_paging import Response, after, fields_of, not_found, page_of, refused, time_filter
 
-if TYPE_CHECKING:
-    from tests.fake_aha import FakeAha
-
-JSON = dict[str, Any]
 ORG_STUB_KEYS = ("id", "name", "created_at", "url", "resource")
 USER_DEFAULT_KEYS = (
     "id",
@@ -43,7 +41,7 @@ _CATEGORY_NAMES = ("Integrations", "Performance", "Security", "Onboarding", "Not
 class Companions:
     """The companion records of one FakeAha, and the listings that serve them."""
 
-    def __init__(self, fake: FakeAha, seed: int) -> None:
+    def __init__(self, fake: Account, seed: int) -> None:
         self.fake = fake
         self.ideas_advanced = True  # False: /idea_organizations answers 403, as on a plan without it
         self._rng = random.Random(seed * 7919 + 1)  # noqa: S311 - fake data, reproducible by seed
@@ -136,7 +134,7 @@ class Companions:
         user["custom_fields"] = self._custom_fields(changed) if rng.random() < 0.4 else []
         user["integration_fields"] = []
         self._users[user["id"]] = user
-        self._user_changed[user["id"]] = _micros(changed)
+        self._user_changed[user["id"]] = micros(changed)
         return user
 
     def _portal(self, name: str, base: datetime) -> JSON:
@@ -185,15 +183,15 @@ class Companions:
             org = self._orgs[org_id]
             org.update(changes)
             org["updated_at"] = fmt_ts(self.fake._now())
-            return cast(JSON, _copy(org))
+            return cast(JSON, copy_json(org))
 
     def update_idea_user(self, user_id: str, **changes: Any) -> JSON:
         """Change an idea user now: its record shows no change time, but `updated_since` finds it."""
         with self.fake._lock:
             user = self._users[user_id]
             user.update(changes)
-            self._user_changed[user_id] = _micros(self.fake._now())
-            return cast(JSON, _copy(user))
+            self._user_changed[user_id] = micros(self.fake._now())
+            return cast(JSON, copy_json(user))
 
     def add_idea_user(self, **overrides: Any) -> JSON:
         """A new idea user, created now."""
@@ -204,80 +202,94 @@ class Companions:
                 "id": user_id, "name": f"New user {user_id[-4:]}", "email": f"new{user_id[-6:]}@example.org",
                 "created_at": fmt_ts(now), **overrides,
             }  # fmt: skip
-            return cast(JSON, _copy(self._add_user(user, now)))
+            return cast(JSON, copy_json(self._add_user(user, now)))
 
     def add_category(self, product_id: str, name: str, parent_id: int | str | None = None) -> JSON:
         """A new category in a workspace, created now."""
         with self.fake._lock:
             category = self._category(product_id, name, parent_id, self.fake._now())
             self._categories[product_id].append(category)
-            return cast(JSON, _copy(category))
+            return cast(JSON, copy_json(category))
 
     def organizations(self) -> list[JSON]:
         """Full organizations, with `endorsements_count` as served."""
         with self.fake._lock:
-            return cast(list[JSON], _copy([self._counted(org) for org in self._orgs.values()]))
+            return cast(list[JSON], copy_json([self._counted(org) for org in self._orgs.values()]))
 
     def idea_users(self) -> list[JSON]:
         """Full idea users (title and phone included)."""
         with self.fake._lock:
-            return cast(list[JSON], _copy(list(self._users.values())))
+            return cast(list[JSON], copy_json(list(self._users.values())))
 
     def portals(self) -> list[JSON]:
         """The ideas portals."""
-        return cast(list[JSON], _copy(self._portals))
+        return cast(list[JSON], copy_json(self._portals))
 
     def products(self) -> list[JSON]:
         """The workspaces as listed."""
         with self.fake._lock:
-            return cast(list[JSON], _copy([self._product(p) for p in self.fake._products]))
+            return cast(list[JSON], copy_json([self._product(p) for p in self.fake._products]))
 
     def categories(self) -> dict[str, list[JSON]]:
         """Each workspace's categories, by workspace id."""
         with self.fake._lock:
-            return cast(dict[str, list[JSON]], _copy(self._categories))
+            return cast(dict[str, list[JSON]], copy_json(self._categories))
 
-    # ------------------------------------------------------------------ listings
+    # ------------------------------------------------------------------ routes
 
-    def listing(
-        self, parts: list[str], query: dict[str, str], since: int | None
-    ) -> tuple[str, list[JSON]] | int | None:
-        """(root, records) for a companion listing, 403 where the plan refuses it, None if not one of them."""
-        fields = [f.strip() for f in (query.get("fields") or "").split(",") if f.strip()] or None
-        if parts == ["idea_organizations"]:
-            return self._organizations(fields, since) if self.ideas_advanced else 403
-        if parts == ["idea_users"]:
+    def list_organizations(self, query: dict[str, str]) -> Response:
+        """``GET /idea_organizations``: stubs unless ``fields=`` names more; 403 without "Ideas Advanced"."""
+        since = time_filter(query, "updated_since")
+        with self.fake._lock:
+            if not self.ideas_advanced:
+                return refused(403)
+            return page_of("idea_organizations", self._organizations(fields_of(query), since), query)
+
+    def list_idea_users(self, query: dict[str, str]) -> Response:
+        """``GET /idea_users``: filtered on a change time the records do not show."""
+        since = time_filter(query, "updated_since")
+        fields = fields_of(query)
+        with self.fake._lock:
             users = [u for u in self._users.values() if self._after(self._user_changed[u["id"]], since)]
             defaults = [{k: u[k] for k in USER_DEFAULT_KEYS} for u in users]
             items = [
-                _select_fields(u, fields, d) if fields else d for u, d in zip(users, defaults, strict=True)
+                select_fields(u, fields, d) if fields else d for u, d in zip(users, defaults, strict=True)
             ]
-            return "idea_users", items
-        if parts in (["idea_portals"], ["products"]):
-            records = self._portals if parts[0] == "idea_portals" else map(self._product, self.fake._products)
-            return parts[0], list(records)
-        if len(parts) == 3 and parts[0] == "products" and parts[2] == "idea_categories":
-            product = next(
-                (p for p in self.fake._products if parts[1] in (p["id"], p["reference_prefix"])), None
-            )
-            if product is not None:
-                return "idea_categories", list(self._categories[product["id"]])
-        return None
+            return page_of("idea_users", items, query)
 
-    def _organizations(self, fields: list[str] | None, since: int | None) -> tuple[str, list[JSON]]:
+    def list_portals(self, query: dict[str, str]) -> Response:
+        """``GET /idea_portals`` (``updated_since`` is checked but filters nothing)."""
+        time_filter(query, "updated_since")
+        with self.fake._lock:
+            return page_of("idea_portals", list(self._portals), query)
+
+    def list_products(self, query: dict[str, str]) -> Response:
+        """``GET /products``: the workspaces (``updated_since`` is checked but filters nothing)."""
+        time_filter(query, "updated_since")
+        with self.fake._lock:
+            return page_of("products", [self._product(p) for p in self.fake._products], query)
+
+    def list_categories(self, query: dict[str, str], key: str) -> Response:
+        """``GET /products/{id or reference prefix}/idea_categories``: one workspace's categories."""
+        time_filter(query, "updated_since")
+        with self.fake._lock:
+            product = next((p for p in self.fake._products if key in (p["id"], p["reference_prefix"])), None)
+            if product is None:
+                return not_found()
+            return page_of("idea_categories", list(self._categories[product["id"]]), query)
+
+    def _organizations(self, fields: list[str] | None, since: int | None) -> list[JSON]:
         """Stubs, unless `fields` names more; oldest first."""
-        orgs = [o for o in self._orgs.values() if self._after(_micros(parse_ts(o["updated_at"])), since)]
+        orgs = [o for o in self._orgs.values() if self._after(micros(parse_ts(o["updated_at"])), since)]
         orgs.sort(key=lambda o: (o["created_at"], o["id"]))
         items = []
         for org in map(self._counted, orgs):
             stub = {k: org[k] for k in ORG_STUB_KEYS}
-            items.append(_select_fields(org, fields, stub) if fields else stub)
-        return "idea_organizations", items
+            items.append(select_fields(org, fields, stub) if fields else stub)
+        return items
 
     def _after(self, changed: int, since: int | None) -> bool:
-        if since is None:
-            return True
-        return changed > since or (changed == since and self.fake.updated_since_inclusive)
+        return after(changed, since, self.fake.updated_since_inclusive)
 
     def _counted(self, org: JSON) -> JSON:
         count = sum(

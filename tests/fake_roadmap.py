@@ -1,7 +1,7 @@
 """The fake Aha!'s roadmap: features, epics, releases, phases, initiatives, goals, key results, requirements,
 to-dos, staff users and idea themes (shared/reference/aha-roadmap.md).
 
-Linked with the ideas in ``tests/fake_aha.py``: every feature an idea was promoted to (``idea.feature``) is a
+Linked with the ideas (``tests/fake_ideas.py``): every feature an idea was promoted to (``idea.feature``) is a
 feature here, in a release and often an epic; a few ideas are promoted to an epic, an initiative or a
 requirement instead. What the real service does and a tap must cope with (switches for the unverified):
 
@@ -22,14 +22,21 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from tests.fake_aha import HOST, _copy, _micros, _select_fields, fmt_ts, parse_ts
+from tests.fake_audits import Audits
+from tests.fake_formats import HOST, JSON, copy_json, fmt_ts, micros, parse_ts, select_fields
+from tests.fake_paging import (
+    Response,
+    after,
+    fields_of,
+    json_response,
+    not_found,
+    page_of,
+    refused,
+    time_filter,
+)
 
-if TYPE_CHECKING:
-    from tests.fake_aha import FakeAha, _Response
-
-JSON = dict[str, Any]
 KINDS = (
     "features",
     "epics",
@@ -65,7 +72,7 @@ STUB_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "tasks": ("id", "name", "due_date", "status", "created_at"),
 }
-# Audited as Aha! answers (paths); tests/fake_aha.py's _AUDIT_CLASSES spells them as classes.
+# Audited as Aha! answers (paths); tests/fake_audits.py's AUDIT_CLASSES spells them as classes.
 AUDIT_TYPES = {
     "features": "feature",
     "epics": "epic",
@@ -87,6 +94,14 @@ DETAIL_ROOTS = {
     "tasks": "task",
     "initiatives": "initiative",
 }
+# A new record's reference (from its workspace's prefix and its number) and the noun its name starts with.
+REFERENCES = {
+    "releases": ("{prefix}-R-{n}", "Release"),
+    "epics": ("E-{n}", "Epic"),
+    "initiatives": ("{prefix}-S-{n}", "Initiative"),
+    "goals": ("{prefix}-G-{n}", "Goal"),
+    "features": ("{prefix}-F{n}", "Feature"),
+}
 FEATURE_STATUSES = ("Under consideration", "Ready to develop", "In development", "Shipped")
 _BASE = datetime(2023, 3, 1, tzinfo=UTC)
 
@@ -94,7 +109,7 @@ _BASE = datetime(2023, 3, 1, tzinfo=UTC)
 class Roadmap:
     """The roadmap records of one FakeAha, and the routes that serve them."""
 
-    def __init__(self, fake: FakeAha, seed: int) -> None:
+    def __init__(self, fake: Audits, seed: int) -> None:
         self.fake = fake
         self.lists_honour_fields = False  # the documented lists: stubs whatever `fields=` says
         self.goals_nest_full_key_results = False
@@ -157,6 +172,31 @@ class Roadmap:
     def _link(self, record: JSON) -> JSON:
         keys = ("id", "reference_num", "name", "created_at", "url", "resource", "product_id")
         return {k: record[k] for k in keys if k in record}
+
+    def _head(self, kind: str, product: JSON, values: dict[str, Any]) -> tuple[JSON, int]:
+        """A new record's opening keys (created now unless `values` gives `created_at`), and its number."""
+        created = values.pop("created_at", None) or fmt_ts(self.fake._now())
+        record_id = self._new_id()
+        n = len(self._store[kind]) + 1
+        reference, noun = REFERENCES[kind]
+        ref = reference.format(prefix=product["reference_prefix"], n=n)
+        url = resource = f"{kind}/{ref}"
+        if kind == "goals":  # addressed by id; the web page keeps the old name
+            url, resource = f"strategic_imperatives/{record_id}", f"goals/{record_id}"
+        head = {
+            "id": record_id,
+            "reference_num": ref,
+            "name": f"{noun} {n}",
+            "created_at": created,
+            "updated_at": created,
+            "url": f"{HOST}/{url}",
+            "resource": f"{HOST}/api/v1/{resource}",
+            "product_id": product["id"],
+        }
+        return head, n
+
+    def _workspace(self, product_id: str) -> JSON:
+        return next(p for p in self.fake._products if p["id"] == product_id)
 
     def _put(self, kind: str, record: JSON, parent: str | None = None) -> JSON:
         self._store[kind][record["id"]] = record
@@ -247,16 +287,12 @@ class Roadmap:
     def add_release(self, product_id: str, **values: Any) -> JSON:
         """A release of a workspace (created now unless `created_at` is given)."""
         with self.fake._lock:
-            product = next(p for p in self.fake._products if p["id"] == product_id)
-            created = values.pop("created_at", None) or fmt_ts(self.fake._now())
-            release_id = self._new_id()
-            n = len(self._store["releases"]) + 1
-            ref = f"{product['reference_prefix']}-R-{n}"
+            product = self._workspace(product_id)
+            head, n = self._head("releases", product, values)
+            created, release_id = head["created_at"], head["id"]
             start = values.get("start_date") or "2024-01-01"
             record = {
-                "id": release_id,
-                "reference_num": ref,
-                "name": f"Release {n}",
+                **head,
                 "start_date": start,
                 "release_date": "2024-03-31",
                 "end_date": values.get("release_date") or "2024-03-31",
@@ -267,14 +303,9 @@ class Roadmap:
                 "parking_lot": False,
                 "master_release": False,
                 "parent": {"id": product_id, "name": product["name"]} if n % 4 == 0 else None,
-                "created_at": created,
-                "updated_at": created,
-                "product_id": product_id,
                 "owner": self._user(n),
                 "project": {"id": product_id, "name": product["name"]},
                 "integration_fields": [],
-                "url": f"{HOST}/releases/{ref}",
-                "resource": f"{HOST}/api/v1/releases/{ref}",
                 "position": n,
                 "progress": 0,
                 "progress_source": "progress_from_features",
@@ -310,27 +341,18 @@ class Roadmap:
                     "description": self._description("Build it", created),
                 },
             )
-            return cast(JSON, _copy(record))
+            return cast(JSON, copy_json(record))
 
     def add_epic(self, product_id: str, **values: Any) -> JSON:
         """An epic of a workspace."""
         with self.fake._lock:
-            created = values.pop("created_at", None) or fmt_ts(self.fake._now())
-            epic_id = self._new_id()
-            n = len(self._store["epics"]) + 1
-            ref = f"E-{n}"
+            head, n = self._head("epics", self._workspace(product_id), values)
+            created = head["created_at"]
             release = self._releases_of(product_id)[0]
             initiatives = list(self._store["initiatives"].values())
             initiative = self._link(initiatives[n % len(initiatives)]) if n % 2 and initiatives else None
             record = {
-                "id": epic_id,
-                "reference_num": ref,
-                "name": f"Epic {n}",
-                "created_at": created,
-                "updated_at": created,
-                "url": f"{HOST}/epics/{ref}",
-                "resource": f"{HOST}/api/v1/epics/{ref}",
-                "product_id": product_id,
+                **head,
                 "position": n,
                 "score": 10 * n,
                 "start_date": release["start_date"],
@@ -359,7 +381,7 @@ class Roadmap:
                 "project": {"id": product_id},
                 **values,
             }
-            return cast(JSON, _copy(self._put("epics", record)))
+            return cast(JSON, copy_json(self._put("epics", record)))
 
     def add_theme(self, product_id: str, name: str, created: str) -> JSON:
         theme_id = self._new_id()
@@ -380,20 +402,11 @@ class Roadmap:
     def add_initiative(self, **values: Any) -> JSON:
         """An initiative of the first workspace."""
         with self.fake._lock:
-            created = values.pop("created_at", None) or fmt_ts(self.fake._now())
             product = self.fake._products[0]
-            record_id = self._new_id()
-            n = len(self._store["initiatives"]) + 1
-            ref = f"{product['reference_prefix']}-S-{n}"
+            head, n = self._head("initiatives", product, values)
+            created = head["created_at"]
             record = {
-                "id": record_id,
-                "reference_num": ref,
-                "name": f"Initiative {n}",
-                "created_at": created,
-                "updated_at": created,
-                "url": f"{HOST}/initiatives/{ref}",
-                "resource": f"{HOST}/api/v1/initiatives/{ref}",
-                "product_id": product["id"],
+                **head,
                 "status": "active",
                 "effort": n,
                 "value": 2 * n,
@@ -422,25 +435,16 @@ class Roadmap:
                 "project": {"id": product["id"]},
                 **values,
             }
-            return cast(JSON, _copy(self._put("initiatives", record)))
+            return cast(JSON, copy_json(self._put("initiatives", record)))
 
     def add_goal(self, **values: Any) -> JSON:
         """A goal of the first workspace, with two key results."""
         with self.fake._lock:
-            created = values.pop("created_at", None) or fmt_ts(self.fake._now())
             product = self.fake._products[0]
-            goal_id = self._new_id()
-            n = len(self._store["goals"]) + 1
-            ref = f"{product['reference_prefix']}-G-{n}"
+            head, n = self._head("goals", product, values)
+            created, goal_id, ref = head["created_at"], head["id"], head["reference_num"]
             record = {
-                "id": goal_id,
-                "reference_num": ref,
-                "name": f"Goal {n}",
-                "created_at": created,
-                "updated_at": created,
-                "url": f"{HOST}/strategic_imperatives/{goal_id}",
-                "resource": f"{HOST}/api/v1/goals/{goal_id}",
-                "product_id": product["id"],
+                **head,
                 "effort": 3,
                 "value": 8,
                 "color": "#dce7c6",
@@ -483,7 +487,7 @@ class Roadmap:
                     },
                     goal_id,
                 )
-            return cast(JSON, _copy(record))
+            return cast(JSON, copy_json(record))
 
     def add_feature(self, stub: JSON | None = None, **values: Any) -> JSON:
         """A copy of a new feature's full record (see `_add_feature`)."""
@@ -495,21 +499,10 @@ class Roadmap:
         often an epic and initiative, with requirements and to-dos."""
         with self.fake._lock:
             rng = self._rng
-            n = len(self._store["features"]) + 1
-            made = values.pop("created_at", None) or fmt_ts(self.fake._now())
             if stub is None:
-                product = self.fake._products[0]
-                feature_id = self._new_id()
-                ref = f"{product['reference_prefix']}-F{n}"
-                stub = {
-                    "id": feature_id,
-                    "reference_num": ref,
-                    "name": f"Feature {n}",
-                    "created_at": made,
-                    "url": f"{HOST}/features/{ref}",
-                    "resource": f"{HOST}/api/v1/features/{ref}",
-                    "product_id": product["id"],
-                }
+                stub, n = self._head("features", self.fake._products[0], values)
+            else:
+                n = len(self._store["features"]) + 1
             created = stub["created_at"]
             updated = fmt_ts(
                 max(parse_ts(created), _BASE) + timedelta(days=rng.randrange(200), milliseconds=n)
@@ -600,7 +593,7 @@ class Roadmap:
                 "attachments": [],
                 "comments_count": 0,
             }
-            return cast(JSON, _copy(self._put("requirements", record, feature_id)))
+            return cast(JSON, copy_json(self._put("requirements", record, feature_id)))
 
     def add_task(self, feature: JSON | None = None, *, created: str | None = None) -> JSON:
         """A to-do, on a feature (its `taskable`) or on no record."""
@@ -638,7 +631,7 @@ class Roadmap:
                 "comments_count": 0,
                 "taskable": taskable,
             }
-            return cast(JSON, _copy(self._put("tasks", record)))
+            return cast(JSON, copy_json(self._put("tasks", record)))
 
     def _releases_of(self, product_id: str) -> list[JSON]:
         return [r for r in self._store["releases"].values() if r["product_id"] == product_id]
@@ -694,7 +687,7 @@ class Roadmap:
                         self.fake.record_audit("destroy", AUDIT_TYPES["requirements"], req_id)
 
     def _full(self, kind: str, record: JSON) -> JSON:
-        out = cast(JSON, _copy(record))
+        out = cast(JSON, copy_json(record))
         if kind == "features" and self.features_nest_requirements:
             out["requirements"] = [self._copy_req(r) for r in self._children("requirements", record["id"])]
         elif kind == "features":
@@ -702,7 +695,7 @@ class Roadmap:
         if kind == "goals":
             krs = self._children("key_results", record["id"])
             out["key_results"] = [
-                cast(JSON, _copy(kr))
+                cast(JSON, copy_json(kr))
                 if self.goals_nest_full_key_results
                 else {
                     k: kr[k]
@@ -726,7 +719,7 @@ class Roadmap:
 
     @staticmethod
     def _copy_req(requirement: JSON) -> JSON:
-        return cast(JSON, _copy(requirement))
+        return cast(JSON, copy_json(requirement))
 
     def _children(self, kind: str, parent_id: str) -> list[JSON]:
         records = self._store[kind]
@@ -734,31 +727,21 @@ class Roadmap:
 
     # ------------------------------------------------------------------ routes
 
-    def route(self, parts: list[str], query: dict[str, str]) -> _Response | None:
-        """A roadmap listing or detail; None if the path is not one of them."""
-        from tests.fake_aha import _error, _Response  # noqa: PLC0415 - it imports this module
-
-        kind, parent, detail = self._resolve(parts)
-        if kind is None:
-            return None
-        refused = self.refused.get(kind) or (self.refused_parents.get(parent) if parent else None)
-        if refused:
-            return _Response(refused, _error("Forbidden"))
+    def listing(self, kind: str, query: dict[str, str], parent: str | None = None) -> Response:
+        """A listing of a kind (a workspace's releases, a goal's key results, a feature's requirements)."""
+        status = self.refused.get(kind) or (self.refused_parents.get(parent) if parent else None)
+        if status:
+            return refused(status)
         with self.fake._lock:
-            if detail is not None:
-                record = self._store[kind].get(detail)
-                if record is None:
-                    return _Response(404, _error("Record not found"))
-                return self.fake._json({DETAIL_ROOTS[kind]: self._full(kind, record)})
-            since = None if kind in self.ignores_updated_since else self.fake._since(query, "updated_since")
+            since = None if kind in self.ignores_updated_since else time_filter(query, "updated_since")
             records = [
                 r for r in self._store[kind].values() if parent is None or self._parent[r["id"]] == parent
             ]
             if since is not None:
                 inclusive = self.fake.updated_since_inclusive
-                records = [r for r in records if _after(_micros(parse_ts(r["updated_at"])), since, inclusive)]
+                records = [r for r in records if after(micros(parse_ts(r["updated_at"])), since, inclusive)]
             records.sort(key=lambda r: (r["created_at"], r["id"]))
-            fields = [f.strip() for f in (query.get("fields") or "").split(",") if f.strip()] or None
+            fields = fields_of(query)
             items = []
             for record in records:
                 full = self._full(kind, record)
@@ -768,25 +751,17 @@ class Roadmap:
                     continue
                 stub = {k: full[k] for k in stub_keys if k in full}
                 items.append(
-                    _select_fields(full, fields, stub) if fields and self.lists_honour_fields else stub
+                    select_fields(full, fields, stub) if fields and self.lists_honour_fields else stub
                 )
-            return self.fake._child_page(ROOTS[kind], items, query, None)
+            return page_of(ROOTS[kind], items, query)
 
-    def _resolve(self, parts: list[str]) -> tuple[str | None, str | None, str | None]:
-        """(kind, parent id, record id) for a roadmap path."""
-        top = {"features", "epics", "release_phases", "initiatives", "goals", "users", "idea_themes", "tasks"}
-        if len(parts) == 1 and parts[0] in top:
-            return parts[0], None, None
-        if len(parts) == 2 and parts[0] in {"features", "epics", "releases", "tasks", "initiatives"}:
-            return parts[0], None, parts[1]
-        if len(parts) == 3 and parts[0] == "products" and parts[2] == "releases":
-            return "releases", parts[1], None
-        if len(parts) == 3 and parts[0] == "goals" and parts[2] == "key_results":
-            return "key_results", parts[1], None
-        if len(parts) == 3 and parts[0] == "features" and parts[2] == "requirements":
-            return "requirements", parts[1], None
-        return None, None, None
-
-
-def _after(changed: int, since: int, inclusive: bool) -> bool:
-    return changed > since or (inclusive and changed == since)
+    def detail(self, kind: str, query: dict[str, str], record_id: str) -> Response:
+        """One record of a kind that has a detail GET (``DETAIL_ROOTS``)."""
+        status = self.refused.get(kind)
+        if status:
+            return refused(status)
+        with self.fake._lock:
+            record = self._store[kind].get(record_id)
+            if record is None:
+                return not_found()
+            return json_response({DETAIL_ROOTS[kind]: self._full(kind, record)})

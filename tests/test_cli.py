@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TAP, Run, run_cli
-from tests.fake_aha import FakeAha, RequestLog
+from tests.fake_aha import FakeAha
+from tests.fake_http import RequestLog
 
 SECRET = "sk-live-9f8e7d6c5b4a"  # noqa: S105 - a fake key the tests look for in every output
 

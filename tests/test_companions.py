@@ -20,7 +20,9 @@ from tap_aha.inputs import read_state
 from tap_aha.lakeflow import LakeflowConnect
 from tap_aha.tap import STREAM_NAMES
 from tests.conftest import Config, run_cli, run_tap
-from tests.fake_aha import FakeAha, RequestLog, parse_ts
+from tests.fake_aha import FakeAha
+from tests.fake_formats import parse_ts
+from tests.fake_http import RequestLog
 from tests.lakeflow_helpers import connect, flat, read_all
 
 COMPANIONS = ("idea_votes", "idea_organizations", "idea_users", "idea_portals", "products", "idea_categories")

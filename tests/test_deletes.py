@@ -17,7 +17,9 @@ import pytest
 from tap_aha.deletes import DELETED_AT, audit_type
 from tap_aha.lakeflow import LakeflowConnect
 from tests.conftest import REPO, TAP, Config, Run, parse_messages, run_cli, run_tap
-from tests.fake_aha import FakeAha, RequestLog, parse_ts
+from tests.fake_aha import FakeAha
+from tests.fake_formats import parse_ts
+from tests.fake_http import RequestLog
 from tests.lakeflow_helpers import CURSORS, connect, options_for, read_all
 
 STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")

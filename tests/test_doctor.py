@@ -14,7 +14,8 @@ import pytest
 from tap_aha.doctor import MAX_REQUESTS, Doctor, report
 from tap_aha.tap import TapAha
 from tests.conftest import REPO, TAP, Config, selecting
-from tests.fake_aha import FORBIDDEN_KEY, FakeAha
+from tests.fake_aha import FakeAha
+from tests.fake_http import FORBIDDEN_KEY
 
 if t.TYPE_CHECKING:
     from pathlib import Path

@@ -8,7 +8,8 @@ import typing as t
 import pytest
 
 from tests.conftest import Config, run_tap
-from tests.fake_aha import FakeAha, RequestLog
+from tests.fake_aha import FakeAha
+from tests.fake_http import RequestLog
 
 PAGE = 10
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import re
 import signal
 import socket
@@ -17,7 +19,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fake_aha import COMPACT_KEYS, FakeAha, RequestLog
+from tests.fake_aha import FakeAha
+from tests.fake_http import RequestLog
+from tests.fake_ideas import COMPACT_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -389,3 +393,42 @@ def test_cli_prints_url_and_exits_cleanly() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# The roadmap records a `{part}` of a path in the routing table names.
+PLACEHOLDER_KINDS = {
+    "{feature}": "features",
+    "{epic}": "epics",
+    "{release}": "releases",
+    "{initiative}": "initiatives",
+    "{goal}": "goals",
+    "{task}": "tasks",
+}
+
+
+def test_every_path_in_the_routing_table_answers(fake: FakeAha) -> None:
+    ids = {"{idea}": fake.idea_ids()[0], "{product}": fake.companions.products()[0]["id"]}
+    ids |= {part: fake.roadmap.records(kind)[0]["id"] for part, kind in PLACEHOLDER_KINDS.items()}
+    answered = {}
+    for pattern in fake.route_table():
+        path = "/".join(ids.get(part, part) for part in pattern.split("/"))
+        answered[pattern] = get(fake, "/" + path).status_code
+    assert {pattern: status for pattern, status in answered.items() if status != 200} == {}
+    assert get(fake, "/ideas/" + ids["{idea}"] + "/votes").status_code == 404  # nothing else is answered
+    assert get(fake, "/goals/" + ids["{goal}"]).status_code == 404
+
+
+def test_the_fakes_modules_have_no_import_circle_and_only_the_server_imports_the_domains() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "tests").glob("fake_*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        modules = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        graph[path.stem] = {name.removeprefix("tests.") for name in modules if name.startswith("tests.fake_")}
+    assert len(graph) == 11
+    assert [name for name, imported in graph.items() if "fake_aha" in imported] == []
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import circle between the fake's modules: {exc.args[1]}")
+    assert order[0] == "fake_formats"
+    assert order[-1] == "fake_aha"

@@ -36,7 +36,8 @@ from tap_aha.errors import SettingsError
 from tap_aha.lakeflow import CONNECTION_OPTIONS, TABLE_OPTIONS, TABLES, LakeflowConnect
 from tap_aha.settings import AhaSettings
 from tap_aha.tap import TapAha
-from tests.fake_aha import FakeAha, RequestLog
+from tests.fake_aha import FakeAha
+from tests.fake_http import RequestLog
 from tests.lakeflow_helpers import (
     CURSORS,
     IDEA_TABLES,

@@ -23,7 +23,17 @@ FLOORS: dict[str, int] = {
     **dict.fromkeys(("client", "comment_counts"), 1),
     **dict.fromkeys(("streams", "companions", "roadmap", "deletes"), 2),
     **dict.fromkeys(("doctor", "tap", "__main__"), 3),
-    **dict.fromkeys(("lakeflow_deletes", "spark_schema", "lakeflow", "lakeflow_spark"), 4),
+    **dict.fromkeys(
+        (
+            "lakeflow_deletes",
+            "lakeflow_options",
+            "lakeflow_offsets",
+            "spark_schema",
+            "lakeflow",
+            "lakeflow_spark",
+        ),
+        4,
+    ),
 }
 SDK_MODULE = "sdk"  # the one module that may use the SDK's private and @final surface
 

@@ -13,7 +13,9 @@ from tap_aha.client import ListingStream
 from tap_aha.listings import Listings
 from tap_aha.tap import TapAha
 from tests.conftest import Config, Run, run_cli, run_tap
-from tests.fake_aha import API_PREFIX, FakeAha, RequestLog
+from tests.fake_aha import FakeAha
+from tests.fake_formats import API_PREFIX
+from tests.fake_http import RequestLog
 from tests.lakeflow_helpers import connect, flat, read_all
 
 if t.TYPE_CHECKING:

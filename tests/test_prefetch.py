@@ -13,7 +13,9 @@ from tap_aha.client import AhaStream
 from tap_aha.errors import AhaAPIError
 from tap_aha.prefetch import Prefetcher, _Slots, run_ahead
 from tests.conftest import Config, run_tap
-from tests.fake_aha import API_PREFIX, SLOW_SECONDS, FakeAha
+from tests.fake_aha import FakeAha
+from tests.fake_formats import API_PREFIX
+from tests.fake_http import SLOW_SECONDS
 
 
 def _trace(messages: list[dict[str, t.Any]]) -> list[tuple[str, str | None, str | None]]:

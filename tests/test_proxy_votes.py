@@ -9,7 +9,8 @@ import typing as t
 import pytest
 
 from tests.conftest import IDEA_STREAMS, Config, Run, run_tap
-from tests.fake_aha import FakeAha, RequestLog
+from tests.fake_aha import FakeAha
+from tests.fake_http import RequestLog
 from tests.lakeflow_helpers import connect, flat, read_all
 
 LISTING = "/api/v1/ideas/endorsements"

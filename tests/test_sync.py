@@ -11,7 +11,8 @@ import pytest
 from tap_aha.errors import AuthError
 from tap_aha.tap import TapAha
 from tests.conftest import IDEA_STREAMS, Config, run_tap
-from tests.fake_aha import API_PREFIX, FakeAha
+from tests.fake_aha import FakeAha
+from tests.fake_formats import API_PREFIX
 
 DETAIL_ONLY = ("product_id", "endorsements_count", "comments_count", "votes", "custom_fields", "categories")
 
