@@ -325,10 +325,10 @@ def test_comments_skipped_until_a_contradiction_come_before_their_windows_state(
             for older, newer in itertools.pairwise(by_created[56:])  # a window with a STATE after it
             if fake.comments(newer["id"]) and len(fake.comments(older["id"])) >= 2
         )
-        with fake._lock:
-            for idea_id in hidden:
-                fake._ideas[idea_id]["comments_count"] = 0
-            fake._ideas[low]["comments_count"] = 1
+        changed = {idea["id"]: idea["updated_at"] for idea in by_created}  # counts changed, nothing else
+        for idea_id in hidden:
+            fake.update_idea(idea_id, comments_count=0, updated_at=changed[idea_id])
+        fake.update_idea(low, comments_count=1, updated_at=changed[low])
         run = run_tap({**_config(fake), "parallel_requests": 1}, streams=IDEA_STREAMS)  # in listing order
         asked = [r.path.split("/")[4] for r in fake.requests if r.path.endswith("/comments")]
         assert min(asked.index(i) for i in hidden) > asked.index(low)  # skipped, then owed after all
