@@ -23,6 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 Config = dict[str, t.Any]
 IDEA_STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 TAP = [sys.executable, "-m", "tap_aha"]
+# `make test` spreads the test files over pytest-xdist workers (a file stays on one worker, its module
+# fixtures built once). These files build the checkout in place (build/, tap_aha.egg-info/: `make wheel`,
+# a non-editable and an editable pip install), so they share one worker and run one after the other.
+BUILDS_THE_CHECKOUT = ("test_wheel.py", "test_hub_definition.py", "test_meltano.py")
+# Files that mostly wait (Meltano and pip installs, a minute of rate-limit pacing, Spark): started first, so
+# the rest of the suite runs beside them instead of after them.
+LONG_FIRST = (*BUILDS_THE_CHECKOUT, "test_ratelimit.py", "test_lakeflow_spark.py")
 
 
 @dataclass
@@ -122,6 +129,18 @@ def _parse_partial(text: str) -> list[dict[str, t.Any]]:
         with contextlib.suppress(json.JSONDecodeError):
             messages.append(json.loads(line))
     return messages
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, group the tests by file (the build files as one group) and put the long files first."""
+    if not config.pluginmanager.hasplugin("xdist") or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    for item in items:
+        name = item.path.name
+        group = "builds-the-checkout" if name in BUILDS_THE_CHECKOUT else name
+        item.add_marker(pytest.mark.xdist_group(group))
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(autouse=True, scope="session")
