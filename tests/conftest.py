@@ -132,15 +132,25 @@ def _parse_partial(text: str) -> list[dict[str, t.Any]]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, group the tests by file (the build files as one group) and put the long files first."""
-    if not config.pluginmanager.hasplugin("xdist") or not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    for item in items:
-        name = item.path.name
-        group = "builds-the-checkout" if name in BUILDS_THE_CHECKOUT else name
-        item.add_marker(pytest.mark.xdist_group(group))
-    rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+    """On an xdist worker, put the long files first: the controller hands out files in this order."""
+    if hasattr(config, "workerinput"):
+        rank = {name: i for i, name in enumerate(LONG_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: t.Any) -> t.Any:
+    """`--dist loadfile`, with the files that build the checkout in place counted as one file."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    class ByFile(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "the files that build the checkout" if Path(path).name in BUILDS_THE_CHECKOUT else path
+
+    return ByFile(config, log)
 
 
 @pytest.fixture(autouse=True, scope="session")
