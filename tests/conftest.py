@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -14,22 +15,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tap_aha.client import AhaStream
 from tap_aha.tap import TapAha
 from tests.fake_aha import FakeAha
 
 REPO = Path(__file__).resolve().parents[1]
+BUILD_LOCK_DIR = Path(tempfile.gettempdir())  # the machine's, before limiter_state_dir moves TMPDIR
 Config = dict[str, t.Any]
 IDEA_STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 TAP = [sys.executable, "-m", "tap_aha"]
-# `make test` spreads the test files over pytest-xdist workers (a file stays on one worker, its module
-# fixtures built once). These files build the checkout in place (build/, tap_aha.egg-info/: `make wheel`,
-# a non-editable and an editable pip install), so they share one worker and run one after the other.
-BUILDS_THE_CHECKOUT = ("test_wheel.py", "test_hub_definition.py", "test_meltano.py")
-# Files that mostly wait (Meltano and pip installs, a minute of rate-limit pacing, Spark): started first, so
-# the rest of the suite runs beside them instead of after them.
-LONG_FIRST = (*BUILDS_THE_CHECKOUT, "test_ratelimit.py", "test_lakeflow_spark.py")
+# `make test` spreads the test files over pytest-xdist workers (`--dist loadfile`: a file stays on one worker,
+# its module fixtures built once). The long ones (pip and Meltano installs, Spark, a minute of rate-limit
+# pacing) start first, so the rest of the suite runs beside them instead of after them.
+LONG_FIRST = (
+    "test_wheel.py",
+    "test_lakeflow_spark.py",
+    "test_meltano.py",
+    "test_ratelimit.py",
+    "test_hub_definition.py",
+)
 
 
 @dataclass
@@ -138,19 +144,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: t.Any) -> t.Any:
-    """`--dist loadfile`, with the files that build the checkout in place counted as one file."""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]  # noqa: PLC0415
+@pytest.fixture(scope="session")
+def checkout_build_lock() -> FileLock:
+    """Held while a test builds this checkout in place: `make wheel`, a pip install of it (Meltano's too).
 
-    class ByFile(LoadFileScheduling):  # type: ignore[misc]
-        def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return "the files that build the checkout" if Path(path).name in BUILDS_THE_CHECKOUT else path
-
-    return ByFile(config, log)
+    Builds write build/ and tap_aha.egg-info/ in the checkout, so two at once (two xdist workers) could mix
+    their files. The lock lives in the temporary directory, named by a hash of the checkout's path.
+    """
+    digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:16]
+    return FileLock(BUILD_LOCK_DIR / f"tap-aha-checkout-build-{digest}.lock")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]  # singer-sdk's; stubs only with types-PyYAML
+from filelock import FileLock
 
 from tests.conftest import REPO
 from tests.fake_aha import FakeAha
@@ -94,7 +95,9 @@ def readme_meltano_commands() -> list[str]:
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith("meltano ")]
 
 
-def test_readme_commands_add_configure_and_run_the_tap_in_a_new_project(tmp_path: Path) -> None:
+def test_readme_commands_add_configure_and_run_the_tap_in_a_new_project(
+    tmp_path: Path, checkout_build_lock: FileLock
+) -> None:
     assert MELTANO.is_file(), MISSING
     commands = readme_meltano_commands()
     assert [c.split()[:3] for c in commands] == [
@@ -129,7 +132,11 @@ def test_readme_commands_add_configure_and_run_the_tap_in_a_new_project(tmp_path
             argv = [str(reference) if arg.endswith("extractors/tap-aha.yml") else arg for arg in argv]
             if argv[0] == "run":  # the subdomain's address is the fake's; the loader is the test's own
                 meltano("config", "set", "tap-aha", "api_url", fake.url)
-            meltano(*argv)
+            if argv[0] == "add":  # pip builds the checkout in place to install the tap
+                with checkout_build_lock:
+                    meltano(*argv)
+            else:
+                meltano(*argv)
         assert any(r.path == "/api/v1/ideas" for r in fake.requests)
         expected = sorted(fake.idea_ids())
 

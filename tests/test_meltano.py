@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]  # singer-sdk's; stubs only with types-PyYAML
+from filelock import FileLock
 
 from tap_aha.tap import STREAM_NAMES
 from tests.conftest import REPO
@@ -189,12 +190,16 @@ class Meltano:
 
 
 @pytest.fixture(scope="module")
-def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
-    """`meltano install tap-aha target-duckdb`, as `make run` does it, once for the module."""
+def meltano(tmp_path_factory: pytest.TempPathFactory, checkout_build_lock: FileLock) -> Meltano:
+    """`meltano install tap-aha target-duckdb`, as `make run` does it, once for the module.
+
+    `make run` installs again only if meltano.yml changed: Meltano skips a plugin whose venv is current.
+    """
     assert MELTANO.is_file(), MISSING
     sys_dir = tmp_path_factory.mktemp("meltano") / ".meltano"
     runner = Meltano(sys_dir, meltano_env(MELTANO_SYS_DIR_ROOT=str(sys_dir)))
-    runner("install", *PLUGINS, timeout=600)
+    with checkout_build_lock:  # tap-aha is installed from this checkout, built in place
+        runner("install", *PLUGINS, timeout=600)
     assert (sys_dir / "extractors" / "tap-aha" / "venv" / "bin" / "tap-aha").exists()
     assert runner.duckdb_python.exists()
     assert not (sys_dir / "loaders" / "target-databricks").exists()
