@@ -53,8 +53,11 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy tap_aha tests scripts
 
+# The test files run on TEST_WORKERS pytest-xdist workers: most of the suite's time is waiting (Meltano and pip
+# installs, rate-limit pacing, Spark), so more workers than cores pay. A file runs on one worker (tests/conftest.py).
+TEST_WORKERS ?= 4
 test: lint meltano
-	MELTANO_FOR_TESTS=$(abspath $(MELTANO_VENV))/bin/meltano $(PY) -m pytest
+	MELTANO_FOR_TESTS=$(abspath $(MELTANO_VENV))/bin/meltano $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Requests, wall time against the rate-limit floor, CPU against a bare loop, memory, state (docs/performance.md).
 bench: install

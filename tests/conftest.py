@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -14,15 +15,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tap_aha.client import AhaStream
 from tap_aha.tap import TapAha
 from tests.fake_aha import FakeAha
 
 REPO = Path(__file__).resolve().parents[1]
+BUILD_LOCK_DIR = Path(tempfile.gettempdir())  # the machine's, before limiter_state_dir moves TMPDIR
 Config = dict[str, t.Any]
 IDEA_STREAMS = ("ideas", "idea_proxy_votes", "idea_comments", "idea_portal_comments")
 TAP = [sys.executable, "-m", "tap_aha"]
+_PRIORITY_SET = False
+# `make test` spreads the test files over pytest-xdist workers (`--dist loadfile`: a file stays on one worker,
+# its module fixtures built once). The long ones (pip and Meltano installs, Spark, a minute of rate-limit
+# pacing) start first, so the rest of the suite runs beside them instead of after them.
+SPARK_FILE = "test_lakeflow_spark.py"
+LONG_FIRST = (
+    SPARK_FILE,
+    "test_wheel.py",
+    "test_meltano.py",
+    "test_ratelimit.py",
+    "test_hub_definition.py",
+)
 
 
 @dataclass
@@ -122,6 +137,39 @@ def _parse_partial(text: str) -> list[dict[str, t.Any]]:
         with contextlib.suppress(json.JSONDecodeError):
             messages.append(json.loads(line))
     return messages
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker, put the long files first: the controller hands out files in this order."""
+    if hasattr(config, "workerinput"):
+        rank = {name: i for i, name in enumerate(LONG_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """On an xdist worker, yield the CPU to the one that runs the Spark streaming tests.
+
+    Spark waits a fixed 10 s for each streaming source's Python worker to connect back, then fails the query;
+    on two busy cores a Python start can take that long. A worker whose first test is not one of Spark's
+    lowers its priority (and its subprocesses') once; the Spark file starts first on a worker of its own.
+    """
+    global _PRIORITY_SET  # noqa: PLW0603 - once per worker process
+    if hasattr(item.config, "workerinput") and not _PRIORITY_SET:
+        _PRIORITY_SET = True
+        if item.path.name != SPARK_FILE:
+            os.nice(5)
+
+
+@pytest.fixture(scope="session")
+def checkout_build_lock() -> FileLock:
+    """Held while a test builds this checkout in place: `make wheel`, a pip install of it (Meltano's too).
+
+    Builds write build/ and tap_aha.egg-info/ in the checkout, so two at once (two xdist workers) could mix
+    their files. The lock lives in the temporary directory, named by a hash of the checkout's path.
+    """
+    digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:16]
+    return FileLock(BUILD_LOCK_DIR / f"tap-aha-checkout-build-{digest}.lock")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -135,7 +135,7 @@ def test_children_of_an_idea_deleted_mid_run_are_skipped(fake: FakeAha, config: 
 def test_the_client_side_limit_keeps_the_run_under_the_servers_limit(config: Config) -> None:
     # The server allows one more a second than the tap sends: room for scheduling jitter on a busy machine.
     with FakeAha(rate_limit_per_second=9, rate_limit_per_minute=10_000) as fake:
-        fake.seed(20, comment_share=1.0)
+        fake.seed(6, comment_share=1.0)  # with the account-wide listings about 50 requests: 6 seconds' worth
         run = run_tap({**config, "api_url": fake.url, "requests_per_second": 8})
         assert _complete(run.ids("ideas"), fake)
         assert not [r for r in fake.requests if r.status == 429]

@@ -8,7 +8,6 @@ The end-to-end test does what the README shows a Meltano user: `meltano init` a 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,10 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]  # singer-sdk's; stubs only with types-PyYAML
+from filelock import FileLock
 
 from tests.conftest import REPO
 from tests.fake_aha import FakeAha
-from tests.test_meltano import KINDS, MELTANO
+from tests.meltano_helpers import MELTANO, MISSING, meltano_env, meltano_kind, run_meltano, tap_about
 
 DEFINITION = REPO / "meltano-hub" / "extractors" / "tap-aha.yml"
 # A small loader for the test's own project, the way a user adds one that is not on MeltanoHub.
@@ -41,12 +41,7 @@ def definition() -> dict[str, t.Any]:
 
 @pytest.fixture(scope="module")
 def about() -> dict[str, t.Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tap_aha", "--about", "--format", "json"],
-        capture_output=True, text=True, check=True, cwd=REPO,
-    )  # fmt: skip
-    data: dict[str, t.Any] = json.loads(proc.stdout)
-    return data
+    return tap_about()
 
 
 def test_definition_file_is_the_one_the_script_writes() -> None:
@@ -66,9 +61,7 @@ def test_settings_and_capabilities_are_those_of_tap_aha_about(
     properties: dict[str, dict[str, t.Any]] = about["settings"]["properties"]
     assert list(declared) == list(properties)
     for name, schema in properties.items():
-        types = [kind for kind in schema.get("type", []) if kind != "null"]
-        expected = "date_iso8601" if schema.get("format") == "date-time" else KINDS[types[0]]
-        assert declared[name]["kind"] == expected, name
+        assert declared[name]["kind"] == meltano_kind(schema), name
         assert declared[name]["description"] == schema.get("description", ""), name
         assert declared[name]["label"], name
         secret = bool(schema.get("secret") or schema.get("writeOnly"))
@@ -102,8 +95,10 @@ def readme_meltano_commands() -> list[str]:
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith("meltano ")]
 
 
-def test_readme_commands_add_configure_and_run_the_tap_in_a_new_project(tmp_path: Path) -> None:
-    assert MELTANO.is_file(), f"{MELTANO} is missing: `make test` installs Meltano into .venv/meltano"
+def test_readme_commands_add_configure_and_run_the_tap_in_a_new_project(
+    tmp_path: Path, checkout_build_lock: FileLock
+) -> None:
+    assert MELTANO.is_file(), MISSING
     commands = readme_meltano_commands()
     assert [c.split()[:3] for c in commands] == [
         ["meltano", "add", "--plugin-type"],
@@ -117,21 +112,11 @@ def test_readme_commands_add_configure_and_run_the_tap_in_a_new_project(tmp_path
     reference.write_text(yaml.safe_dump(local), encoding="utf-8")
     loader = tmp_path / "target-jsonl.yml"
     loader.write_text(yaml.safe_dump(JSONL_LOADER), encoding="utf-8")
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("TAP_AHA_", "TARGET_", "MELTANO_", "VIRTUAL_ENV"))
-    }
-    env["MELTANO_CLI_DISABLE_VERSION_CHECK"] = "1"
+    env = meltano_env()
     project = tmp_path / "project"
 
     def meltano(*args: str) -> str:
-        proc = subprocess.run(
-            [str(MELTANO), *args], cwd=project if project.exists() else tmp_path, env=env,
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        assert proc.returncode == 0, f"meltano {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr[-6000:]}"
-        return proc.stdout
+        return run_meltano(*args, cwd=project if project.exists() else tmp_path, env=env)
 
     meltano("init", str(project), "--no-usage-stats")
     meltano("add", "--plugin-type", "loader", "target-jsonl", "--from-ref", str(loader))
@@ -147,7 +132,11 @@ def test_readme_commands_add_configure_and_run_the_tap_in_a_new_project(tmp_path
             argv = [str(reference) if arg.endswith("extractors/tap-aha.yml") else arg for arg in argv]
             if argv[0] == "run":  # the subdomain's address is the fake's; the loader is the test's own
                 meltano("config", "set", "tap-aha", "api_url", fake.url)
-            meltano(*argv)
+            if argv[0] == "add":  # pip builds the checkout in place to install the tap
+                with checkout_build_lock:
+                    meltano(*argv)
+            else:
+                meltano(*argv)
         assert any(r.path == "/api/v1/ideas" for r in fake.requests)
         expected = sorted(fake.idea_ids())
 

@@ -8,12 +8,10 @@ database and DuckDB file in temporary folders, and read the loaded tables with t
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import socket
 import subprocess
-import sys
 import typing as t
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,12 +20,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]  # singer-sdk's; stubs only with types-PyYAML
+from filelock import FileLock
 
 from tap_aha.tap import STREAM_NAMES
 from tests.conftest import REPO
 from tests.fake_aha import FakeAha, parse_ts
+from tests.meltano_helpers import MELTANO, MISSING, meltano_env, meltano_kind, run_meltano, tap_about
 
-MELTANO = Path(os.environ.get("MELTANO_FOR_TESTS") or REPO / ".venv" / "meltano" / "bin" / "meltano")
 PLUGINS = ("tap-aha", "target-duckdb")
 STATE_ID = "dev:tap-aha-to-target-duckdb"
 CHILDREN = ("idea_proxy_votes", "idea_comments", "idea_portal_comments")
@@ -37,14 +36,6 @@ ROADMAP = (
     "to_dos", "users", "idea_themes",
 )  # fmt: skip
 FAST = {"TAP_AHA_REQUESTS_PER_MINUTE": "1000000", "TAP_AHA_REQUESTS_PER_SECOND": "100000"}
-# JSON schema type of a tap setting -> the Meltano `kind` that carries it.
-KINDS = {
-    "string": "string",
-    "integer": "integer",
-    "number": "decimal",
-    "boolean": "boolean",
-    "object": "object",
-}
 
 
 # --------------------------------------------------------------------------- meltano.yml and the tap
@@ -58,12 +49,7 @@ def project() -> dict[str, t.Any]:
 
 @pytest.fixture(scope="module")
 def about() -> dict[str, t.Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tap_aha", "--about", "--format", "json"],
-        capture_output=True, text=True, check=True, cwd=REPO,
-    )  # fmt: skip
-    data: dict[str, t.Any] = json.loads(proc.stdout)
-    return data
+    return tap_about()
 
 
 def plugin(project: dict[str, t.Any], kind: str, name: str) -> dict[str, t.Any]:
@@ -103,9 +89,7 @@ def test_every_tap_setting_is_declared_with_its_kind(
     properties: dict[str, dict[str, t.Any]] = about["settings"]["properties"]
     assert set(declared) == set(properties), "meltano.yml and `tap-aha --about` list different settings"
     for name, schema in properties.items():
-        types = [kind for kind in schema.get("type", []) if kind != "null"]
-        expected = "date_iso8601" if schema.get("format") == "date-time" else KINDS[types[0]]
-        assert declared[name].get("kind") == expected, name
+        assert declared[name].get("kind") == meltano_kind(schema), name
         if "value" in declared[name]:  # a default here must be the tap's own
             assert declared[name]["value"] == schema.get("default"), name
 
@@ -179,12 +163,7 @@ class Meltano:
     env: dict[str, str]
 
     def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
-        proc = subprocess.run(
-            [str(MELTANO), *args], cwd=REPO, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
-        assert proc.returncode == 0, f"meltano {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr[-6000:]}"
-        return proc.stdout
+        return run_meltano(*args, cwd=REPO, env={**self.env, **(env or {})}, timeout=timeout)
 
     @property
     def duckdb_python(self) -> Path:
@@ -211,18 +190,16 @@ class Meltano:
 
 
 @pytest.fixture(scope="module")
-def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
-    """`meltano install tap-aha target-duckdb`, as `make run` does it, once for the module."""
-    assert MELTANO.is_file(), f"{MELTANO} is missing: `make test` installs Meltano into .venv/meltano"
+def meltano(tmp_path_factory: pytest.TempPathFactory, checkout_build_lock: FileLock) -> Meltano:
+    """`meltano install tap-aha target-duckdb`, as `make run` does it, once for the module.
+
+    `make run` installs again only if meltano.yml changed: Meltano skips a plugin whose venv is current.
+    """
+    assert MELTANO.is_file(), MISSING
     sys_dir = tmp_path_factory.mktemp("meltano") / ".meltano"
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("TAP_AHA_", "TARGET_", "MELTANO_", "VIRTUAL_ENV"))
-    }
-    env.update({"MELTANO_SYS_DIR_ROOT": str(sys_dir), "MELTANO_CLI_DISABLE_VERSION_CHECK": "1"})
-    runner = Meltano(sys_dir, env)
-    runner("install", *PLUGINS, timeout=600)
+    runner = Meltano(sys_dir, meltano_env(MELTANO_SYS_DIR_ROOT=str(sys_dir)))
+    with checkout_build_lock:  # tap-aha is installed from this checkout, built in place
+        runner("install", *PLUGINS, timeout=600)
     assert (sys_dir / "extractors" / "tap-aha" / "venv" / "bin" / "tap-aha").exists()
     assert runner.duckdb_python.exists()
     assert not (sys_dir / "loaders" / "target-databricks").exists()

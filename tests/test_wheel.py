@@ -19,6 +19,7 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.conftest import REPO
 from tests.fake_aha import FakeAha
@@ -62,13 +63,14 @@ QUICK_JVM = '--driver-java-options "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" py
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wheel(tmp_path_factory: pytest.TempPathFactory, checkout_build_lock: FileLock) -> Path:
     """`make wheel`, into a folder of its own."""
     dist = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        ["make", "--no-print-directory", "wheel", f"DIST={dist}", f"PYTHON={sys.executable}"],
-        cwd=REPO, check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    with checkout_build_lock:
+        subprocess.run(
+            ["make", "--no-print-directory", "wheel", f"DIST={dist}", f"PYTHON={sys.executable}"],
+            cwd=REPO, check=True, capture_output=True, text=True,
+        )  # fmt: skip
     built = list(dist.glob("tap_aha-*-py3-none-any.whl"))
     assert len(built) == 1, built
     return built[0]
