@@ -2,47 +2,23 @@
 
 tests/test_meltano.py (this project's meltano.yml) and tests/test_hub_definition.py (a new project that adds
 the tap from its MeltanoHub definition) run the same Meltano the same way and check settings against the same
-`tap-aha --about`. scripts/hub_definition.py keeps its own `--about` call: a script does not import tests.
+`tap-aha --about`, read as scripts/hub_definition.py reads it (a script does not import tests; tests may
+import the script).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
-import typing as t
 from pathlib import Path
 
+from scripts.hub_definition import about as tap_about
+from scripts.hub_definition import kind as meltano_kind
 from tests.conftest import REPO
 
 MELTANO = Path(os.environ.get("MELTANO_FOR_TESTS") or REPO / ".venv" / "meltano" / "bin" / "meltano")
+__all__ = ["MELTANO", "MISSING", "meltano_env", "meltano_kind", "run_meltano", "tap_about"]
 MISSING = f"{MELTANO} is missing: `make test` installs Meltano into .venv/meltano"
-# JSON schema type of a tap setting -> the Meltano `kind` that carries it.
-KINDS = {
-    "string": "string",
-    "integer": "integer",
-    "number": "decimal",
-    "boolean": "boolean",
-    "object": "object",
-}
-
-
-def tap_about() -> dict[str, t.Any]:
-    """What `tap-aha --about --format json` of this checkout says."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "tap_aha", "--about", "--format", "json"],
-        capture_output=True, text=True, check=True, cwd=REPO,
-    )  # fmt: skip
-    data: dict[str, t.Any] = json.loads(proc.stdout)
-    return data
-
-
-def meltano_kind(schema: dict[str, t.Any]) -> str:
-    """The Meltano kind a setting with this JSON schema needs (date-time strings: date_iso8601)."""
-    if schema.get("format") == "date-time":
-        return "date_iso8601"
-    return KINDS[next(kind for kind in schema.get("type", []) if kind != "null")]
 
 
 def meltano_env(**extra: str) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""The repository's scripts: make run, make ask, the MeltanoHub definition (importable by the tests)."""
