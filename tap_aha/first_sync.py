@@ -60,6 +60,8 @@ if t.TYPE_CHECKING:
 
 Row = dict[str, t.Any]
 MARKER = "first_sync"  # state["bookmarks"]["ideas"]["first_sync"]
+NOTE = "Note"  # the SDK's remark in an unsorted stream's progress markers
+RESUMABLE_NOTE = "Resumable: first_sync records the windows done (docs/interrupted-first-syncs.md)."
 SKIPPED = "skipped"  # the marker's record of comment requests skipped in its finished windows
 GOAL_WINDOW_PAGES = 1  # the size a window is aimed at
 MAX_WINDOW_PAGES = 2  # the size a window may have
@@ -406,6 +408,9 @@ class FirstSync:
         if skipped is not None:
             marker[SKIPPED] = skipped.as_json()
         stream.stream_state[MARKER] = marker
+        markers = stream.stream_state.get("progress_markers")
+        if isinstance(markers, dict) and NOTE in markers:  # the SDK's "not resumable": not true of a window
+            markers[NOTE] = RESUMABLE_NOTE
         stream.write_state()
 
     def note_comments(self, comments: Comments | None, before: str | None) -> None:

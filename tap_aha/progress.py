@@ -20,6 +20,8 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable
 
 INTERVAL_SECONDS = 30.0
+SDK_LOGGER = "singer_sdk"  # the SDK's own logger (singer_sdk.helpers._state warns through it)
+UNSORTED_WARNING = "Stream is assumed to be unsorted"
 # What one idea costs until the run has finished one: its comments, portal comments and maybe votes.
 _REQUESTS_PER_IDEA_GUESS = 3.0
 
@@ -156,12 +158,29 @@ class _DetailAtDebug(logging.Filter):
         return not detail or get_metrics_logger().isEnabledFor(logging.DEBUG)
 
 
+class _UnsortedAtDebug(logging.Filter):
+    """Pass the SDK's "Stream is assumed to be unsorted" warning only when its logger is at DEBUG.
+
+    It says progress is not resumable, once per stream and per idea's child stream. Here a first sync is (its
+    windows, docs/interrupted-first-syncs.md), and any other run's bookmark moves at its end by design.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        unsorted = str(record.msg).startswith(UNSORTED_WARNING)
+        return not unsorted or logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 def quiet_detail(per_idea_logger: logging.Logger) -> None:
     """Keep per-request and per-idea lines out of INFO output (idempotent).
 
-    That is the SDK's per-request and per-context METRIC points, and `per_idea_logger`'s INFO lines (a child
-    stream's "Beginning sync", bookmark and pagination lines, once per idea).
+    That is the SDK's per-request and per-context METRIC points, its warning that an unsorted stream is not
+    resumable, and `per_idea_logger`'s INFO lines (a child stream's "Beginning sync", bookmark and pagination
+    lines, once per idea).
     """
-    for logger, kind in ((get_metrics_logger(), _DetailAtDebug), (per_idea_logger, _InfoAtDebug)):
+    for logger, kind in (
+        (get_metrics_logger(), _DetailAtDebug),
+        (logging.getLogger(SDK_LOGGER), _UnsortedAtDebug),
+        (per_idea_logger, _InfoAtDebug),
+    ):
         if not any(isinstance(existing, kind) for existing in logger.filters):
             logger.addFilter(kind())

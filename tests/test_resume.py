@@ -18,7 +18,7 @@ import pytest
 
 from tap_aha.deletes import DELETED_AT, DELETES_BOOKMARK
 from tap_aha.errors import StateError
-from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES, SKIPPED, WINDOWED_OVER_PAGES
+from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES, NOTE, RESUMABLE_NOTE, SKIPPED, WINDOWED_OVER_PAGES
 from tap_aha.inputs import read_state
 from tests.conftest import IDEA_STREAMS, REPO, TAP, Config, Run, run_cli, run_tap, selecting
 from tests.fake_aha import FakeAha, RequestLog, fmt_ts, parse_ts
@@ -223,6 +223,11 @@ def test_a_killed_first_sync_resumes_where_it_stopped(
     assert listing[0] == (fraction_marker(killed), None, "1")
     assert all(since is not None for since, _, _ in listing)
     assert len(set(listing)) == len(listing)
+    # What the user reads says it resumes: no "Progress is not resumable" in the state nor the log.
+    ideas_state = (last_state(killed) or {})["bookmarks"]["ideas"]
+    assert ideas_state.get("progress_markers", {}).get(NOTE, RESUMABLE_NOTE) == RESUMABLE_NOTE
+    assert "Resuming the first sync" in rerun.stderr
+    assert "not resumable" not in rerun.stderr
 
 
 def _window_page(request: RequestLog) -> tuple[str | None, str | None, str]:
