@@ -38,6 +38,13 @@ Invariants:
    its own evidence contradicts, and when none is left, it lists the windows before `before` again after
    its last window (pages only) and requests those comments of the ideas counted 0, before the bookmark.
    A STATE written in between carries the empty `readings`: the debt outlives another kill.
+7. Aha! is assumed to apply `created_since` / `created_before` to each idea's `created_at`, at a precision
+   of a millisecond or coarser, with either inclusivity (invariant 2). A listing that holds an idea created
+   more than `STRAY_MS` outside the window asked shows the assumption fails (the filters ignored or read
+   otherwise): windows cut from it would never shrink, so the ideas not done yet (created from T on, or
+   without a readable `created_at`) are read in one unwindowed listing after one warning. A list item's
+   `created_at` that is missing, null or in another form is taken as it comes: only the windows' bounds
+   and this check read it, and neither drops an idea for it.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ SKIPPED = "skipped"  # the marker's record of comment requests skipped in its fi
 GOAL_WINDOW_PAGES = 1  # the size a window is aimed at
 MAX_WINDOW_PAGES = 2  # the size a window may have
 WINDOWED_OVER_PAGES = 4  # a listing of more pages is read in windows; a smaller one as before
+STRAY_MS = 1000  # an idea listed further outside its window means Aha! ignored the window (invariant 7)
 _MS = 1
 _EPOCH_MS = 0
 
@@ -364,11 +372,19 @@ class FirstSync:
             if ask_left:
                 ask_left = False
                 stream.connection.progress.listed(count)
+            if _strays(first, start, end):
+                walk.close()
+                yield from self._unwindowed(since, start, end)
+                return
             if planner.too_big(start, end, count, _created(first)):
                 walk.close()
                 self.probes_cut += 1
                 continue
-            yield from self._window_pages(since, end, _chained(first, walk))
+            checked = _Within(start, end)
+            yield from self._window_pages(since, end, checked.pages(first, walk))
+            if checked.strayed:
+                yield from self._unwindowed(since, start, end)
+                return
             planner.taken(count)
             self.windows += 1
             if end is None:
@@ -378,6 +394,22 @@ class FirstSync:
             if count:  # an empty window wrote nothing: the next one's STATE records both
                 yield WindowEnd(self.done_before)
             start = end
+
+    def _unwindowed(
+        self, since: str | None, start: int | None, end: int | None
+    ) -> Generator[list[Row], None, None]:
+        """The rest in one unwindowed listing: Aha! listed an idea outside the window asked (invariant 7)."""
+        asked = window_params(start, end)
+        self.stream.logger.warning(
+            "Aha! listed ideas created outside the window asked (%s): it does not apply created_since / "
+            "created_before as this tap assumes. Reading the ideas not done yet in one unwindowed listing "
+            "instead; a kill during it resumes at the last window done.",
+            ", ".join(f"{key}={value}" for key, value in asked.items()),
+        )  # fmt: skip
+        done = None if self.done_before is None else _ms(self.done_before)
+        pages = self._walk(since, None, None)
+        yield from self._window_pages(since, None, (_not_before(page, done) for page in pages))
+        self.stream.created_window = {}
 
     def _walk(
         self, since: str | None, start: int | None, end: int | None
@@ -495,13 +527,58 @@ def _chained(first: list[Row] | None, rest: Iterator[list[Row]]) -> Iterator[lis
     return itertools.chain([] if first is None else [first], rest)
 
 
+class _Within:
+    """A window's pages until one lists an idea outside it (`strayed`): Aha! ignored the window."""
+
+    def __init__(self, start: int | None, end: int | None) -> None:
+        self.start, self.end = start, end
+        self.strayed = False
+
+    def pages(self, first: list[Row] | None, walk: Generator[list[Row], None, None]) -> Iterator[list[Row]]:
+        for page in _chained(first, walk):
+            if _strays(page, self.start, self.end):
+                walk.close()
+                self.strayed = True
+                return
+            yield page
+
+
+def _strays(page: list[Row] | None, start: int | None, end: int | None) -> bool:
+    """Whether the page lists an idea created more than STRAY_MS outside the window `start`..`end`."""
+    for idea in page or []:
+        created = _created_ms(idea)
+        if created is None:
+            continue
+        if start is not None and created < start - STRAY_MS:
+            return True
+        if end is not None and created > end + STRAY_MS:
+            return True
+    return False
+
+
+def _not_before(page: list[Row], done: int | None) -> list[Row]:
+    """The ideas of a page not created before `done` (those are written: invariant 3)."""
+    return page if done is None else [idea for idea in page if _on_or_after(idea, done)]
+
+
 def _on_or_after(idea: Row, end: int) -> bool:
-    created = idea.get("created_at")
-    return not isinstance(created, str) or _ms(created) >= end
+    created = _created_ms(idea)
+    return created is None or created >= end
 
 
 def _created(page: list[Row] | None) -> list[int]:
-    return [_ms(idea["created_at"]) for idea in page or [] if isinstance(idea.get("created_at"), str)]
+    return [ms for ms in map(_created_ms, page or []) if ms is not None]
+
+
+def _created_ms(idea: Row) -> int | None:
+    """An idea's `created_at` in ms; None when it has none Python reads (the window still lists it)."""
+    created = idea.get("created_at")
+    if not isinstance(created, str):
+        return None
+    try:
+        return _ms(created)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _now() -> int:

@@ -10,11 +10,17 @@ What the real service does and a tap must cope with:
   ideas in the stored data. With ``nested_id_drift`` detail responses also flip them on every second request
   of the same idea (off by default so a tap's output can be compared exactly with ``ideas()`` even when an
   idea is fetched twice);
-* ``add_idea``/``update_idea`` accept ``created_at``/``updated_at`` as strings or datetimes.
+* ``add_idea``/``update_idea`` accept ``created_at``/``updated_at`` as strings or datetimes;
+* how the list applies ``created_since`` / ``created_before`` is undocumented: ``created_filters`` is
+  ``"since_inclusive"`` (``created_since`` <= created_at < ``created_before``, the default),
+  ``"before_inclusive"`` (the other way round) or ``"ignored"`` (the unfiltered listing for any window);
+* ``listed_created_at`` maps an idea id to what its list items show as ``created_at`` (a string in another
+  form, None, or ``MISSING`` to leave the key out), while the filters still use the stored value.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,6 +29,8 @@ from tests.fake_formats import HOST, JSON, PORTAL_HOST, copy_json, dumps, flip, 
 from tests.fake_paging import Response, envelope, fields_of, json_response, not_found, paging, time_filter
 
 ORDERS = ("created_desc", "updated_desc", "updated_asc", "id")
+CREATED_FILTERS = ("since_inclusive", "before_inclusive", "ignored")
+MISSING = object()  # a `listed_created_at` value: the list item has no `created_at` key
 COMPACT_KEYS = (
     "id",
     "reference_num",
@@ -86,6 +94,8 @@ class Ideas(Account):
     list_honours_fields = True  # whether GET /ideas applies `fields=` (else compact items whatever it says)
     ideas_honour_updated_since = True  # False: GET /ideas ignores `updated_since` (lists every idea)
     nested_id_drift = False
+    created_filters = "since_inclusive"  # one of CREATED_FILTERS
+    listed_created_at: dict[str, object]  # id -> the list item's created_at (MISSING: no key)
 
     # ------------------------------------------------------------------ builders
 
@@ -410,6 +420,8 @@ class Ideas(Account):
         updated_since = time_filter(query, "updated_since") if self.ideas_honour_updated_since else None
         created_since = time_filter(query, "created_since")
         created_before = time_filter(query, "created_before")
+        if self.created_filters == "ignored":
+            created_since = created_before = None
         status = query.get("workflow_status") or None
         q = (query.get("q") or "").lower() or None
         fields = fields_of(query) if self.list_honours_fields else None
@@ -425,9 +437,7 @@ class Ideas(Account):
                         updated < updated_since or (not inclusive and updated == updated_since)
                     ):
                         continue
-                    if created_since is not None and created < created_since:
-                        continue
-                    if created_before is not None and created >= created_before:
+                    if not self._created_within(created, created_since, created_before):
                         continue
                     selected.append(i)
                 ids = selected
@@ -454,7 +464,25 @@ class Ideas(Account):
                 else:
                     idea = ideas[i]
                     items.append(dumps(select_fields(idea, fields, self._compact(idea))))
+            items = [self._listed_created(text, i) for text, i in zip(items, chunk, strict=True)]
             return envelope("ideas", items, len(ids), page, per_page)
+
+    def _created_within(self, created: int, since: int | None, before: int | None) -> bool:
+        """Whether `created_since` / `created_before` keep an idea created then (`created_filters`)."""
+        flipped = self.created_filters == "before_inclusive"
+        if since is not None and (created < since or (flipped and created == since)):
+            return False
+        return before is None or created < before or (flipped and created == before)
+
+    def _listed_created(self, text: str, iid: str) -> str:
+        """A list item as served, its created_at as `listed_created_at` shows it."""
+        if iid not in self.listed_created_at:
+            return text
+        item = json.loads(text)
+        item.pop("created_at", None)
+        if self.listed_created_at[iid] is not MISSING:
+            item["created_at"] = self.listed_created_at[iid]
+        return dumps(item)
 
     def _drifted(self, iid: str, idea: JSON) -> JSON:
         """With nested_id_drift, every second detail response of an idea flips nested id types."""

@@ -1,0 +1,129 @@
+"""A windowed first sync (tap_aha.first_sync) against what the real Aha! may do that tests/test_resume.py
+does not cover: a bulk import in one millisecond, `created_since` / `created_before` ignored or read with the
+other inclusivity, list items whose `created_at` is missing or odd, odd resume markers, `start_date`."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from tap_aha.first_sync import MARKER
+from tests.conftest import Run, run_tap
+from tests.fake_aha import MISSING, FakeAha, RequestLog, fmt_ts, parse_ts
+
+PAGE_SIZE = 5  # a window holds at most 10 ideas; more than 20 ideas are windowed
+LISTING = "/api/v1/ideas"
+
+
+def _config(fake: FakeAha, **extra: t.Any) -> dict[str, t.Any]:
+    return {
+        "api_key": fake.api_key,
+        "api_url": fake.url,
+        "page_size": PAGE_SIZE,
+        "requests_per_minute": 1_000_000,
+        "requests_per_second": 100_000,
+        **extra,
+    }
+
+
+def _listing(fake: FakeAha) -> list[dict[str, str]]:
+    return [r.query for r in fake.requests if r.path == LISTING]
+
+
+def _guard(fake: FakeAha, most: int) -> None:
+    """A run that keeps listing (a window loop) fails after `most` listing requests instead of hanging."""
+
+    def refuse(request: RequestLog) -> None:
+        if request.path == LISTING and len(_listing(fake)) == most:
+            fake.inject("401", times=10_000)
+
+    fake.on_request.append(refuse)
+
+
+def _run(fake: FakeAha, state: dict[str, t.Any] | None = None, **extra: t.Any) -> Run:
+    return run_tap(_config(fake, **extra), state=state, streams=("ideas",))
+
+
+def _windowed(run: Run) -> list[str]:
+    markers = [s["bookmarks"].get("ideas", {}).get(MARKER) for s in run.states]
+    return [found["done_before"] for found in markers if found]
+
+
+@pytest.mark.parametrize("where", ["oldest", "all"])
+def test_a_bulk_import_in_one_millisecond_is_read_in_pages_and_ends(fake: FakeAha, where: str) -> None:
+    """Windows cannot be cut below 1 ms: 3 pages created in one, at the start of the account or all of it."""
+    fake.seed(30)
+    ids = fake.idea_ids()
+    moment = fake.ideas()[0]["created_at"]
+    for idea_id in ids[: 3 * PAGE_SIZE] if where == "oldest" else ids:
+        fake.update_idea(idea_id, created_at=moment)
+    _guard(fake, 60)
+    run = _run(fake)
+    assert len(run.records("ideas")) == len(run.ids("ideas")) == 30
+    assert len(_listing(fake)) < 40
+
+
+def test_an_aha_that_ignores_the_created_filters_falls_back_to_one_unwindowed_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every window lists everything: one warning, then one unwindowed read; no loop, nothing lost."""
+    with FakeAha(created_filters="ignored") as fake:
+        fake.seed(40)
+        _guard(fake, 60)
+        run = _run(fake)
+        assert run.ids("ideas") == set(fake.idea_ids())
+        warnings = [r for r in caplog.records if "outside the window asked" in r.getMessage()]
+        assert len(warnings) == 1
+        pages = -(-40 // PAGE_SIZE)
+        assert len(_listing(fake)) <= 2 + pages  # page 1, the first window's page 1, then the listing
+        assert MARKER not in run.state["bookmarks"]["ideas"]
+        assert run.bookmark() is not None
+
+
+def test_a_resumed_run_against_an_aha_that_ignores_the_filters_reads_only_what_is_not_done(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeAha(created_filters="ignored") as fake:
+        fake.seed(40)
+        by_created = sorted(fake.ideas(), key=lambda idea: idea["created_at"])
+        started, done_before = fmt_ts(parse_ts(by_created[-1]["created_at"])), by_created[25]["created_at"]
+        state = {"bookmarks": {"ideas": {MARKER: {"started_at": started, "done_before": done_before}}}}
+        _guard(fake, 60)
+        run = _run(fake, state)
+        assert run.ids("ideas") == {idea["id"] for idea in by_created[25:]}
+        assert sum("outside the window asked" in r.getMessage() for r in caplog.records) == 1
+        assert run.bookmark() == started
+
+
+def test_the_other_inclusivity_of_the_bounds_loses_no_boundary_idea() -> None:
+    """`created_since` exclusive and `created_before` inclusive, with ideas bunched on one millisecond."""
+    with FakeAha(created_filters="before_inclusive") as fake:
+        fake.seed(40)
+        moment = fake.ideas()[12]["created_at"]
+        for idea_id in fake.idea_ids()[13:25]:
+            fake.update_idea(idea_id, created_at=moment)
+        run = _run(fake)
+        assert len(run.records("ideas")) == len(run.ids("ideas")) == 40
+        assert len(set(_windowed(run))) >= 2
+
+
+def test_list_items_with_a_missing_null_or_odd_created_at_are_written() -> None:
+    """Windows are cut on Aha!'s own `created_at`: what a list item shows neither crashes nor drops."""
+    with FakeAha() as fake:
+        fake.seed(40)
+        ideas = fake.ideas()
+        odd = {
+            ideas[3]["id"]: MISSING,
+            ideas[9]["id"]: None,
+            ideas[15]["id"]: ideas[15]["created_at"][:19] + "Z",  # no milliseconds
+            ideas[21]["id"]: fmt_ts(parse_ts(ideas[21]["created_at"])).replace("Z", "+00:00"),
+            ideas[27]["id"]: "2023-01-01 00:30:00 UTC",  # Rails' to_s, not ISO-8601
+            ideas[39]["id"]: MISSING,  # the newest: on the first page
+        }
+        fake.listed_created_at.update(odd)
+        run = _run(fake)
+        assert len(run.records("ideas")) == len(run.ids("ideas")) == 40
+        assert len(set(_windowed(run))) >= 2
+        shown = {r["id"]: r.get("created_at", MISSING) for r in run.records("ideas")}
+        assert {key: shown[key] for key in odd} == odd
