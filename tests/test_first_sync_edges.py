@@ -127,3 +127,60 @@ def test_list_items_with_a_missing_null_or_odd_created_at_are_written() -> None:
         assert len(set(_windowed(run))) >= 2
         shown = {r["id"]: r.get("created_at", MISSING) for r in run.records("ideas")}
         assert {key: shown[key] for key in odd} == odd
+
+
+def _resume_marker(run: Run, nth: int) -> dict[str, t.Any]:
+    """The state after the run's `nth` window, as a run killed then would leave it."""
+    states = [s for s in run.states if MARKER in s["bookmarks"].get("ideas", {})]
+    return states[nth - 1]
+
+
+def test_a_first_sync_from_start_date_is_windowed_and_ends_at_its_start(fake: FakeAha) -> None:
+    """No bookmark, `start_date`: every window lists the ideas updated since it; the bookmark is S."""
+    fake.seed(60)
+    by_updated = sorted(fake.ideas(), key=lambda idea: idea["updated_at"])
+    start_date = by_updated[10]["updated_at"]
+    wanted = {idea["id"] for idea in by_updated if idea["updated_at"] >= start_date}
+    first = _run(fake, start_date=start_date)
+    listing = _listing(fake)
+    assert any("created_before" in query for query in listing)
+    assert all(query["updated_since"] == start_date for query in listing)
+    assert first.ids("ideas") == wanted
+    killed = _resume_marker(first, 2)
+    started_at = killed["bookmarks"]["ideas"][MARKER]["started_at"]
+    assert first.bookmark() == started_at > start_date
+    fake.clear_requests()
+    resumed = _run(fake, killed, start_date=start_date)
+    assert all(query["updated_since"] == start_date for query in _listing(fake))
+    done_before = killed["bookmarks"]["ideas"][MARKER]["done_before"]
+    rest = {idea["id"] for idea in fake.ideas() if idea["created_at"] >= done_before}
+    assert resumed.ids("ideas") == wanted & rest
+    assert resumed.bookmark() == started_at
+
+
+@pytest.mark.parametrize("odd", ["done_before_after_started_at", "future_done_before", "later_bookmark"])
+def test_an_inconsistent_marker_is_resumed_safely(fake: FakeAha, odd: str) -> None:
+    """A marker no run of this tap leaves as it is: trusted as far as it is safe, and the run ends at S.
+
+    `done_before` after `started_at` happens (a window's end is the newest idea seen, created during the run);
+    one in the future lists nothing before it; a bookmark later than S moves back to S: the next run re-reads
+    the ideas changed since S, never fewer.
+    """
+    fake.seed(40)
+    by_created = sorted(fake.ideas(), key=lambda idea: idea["created_at"])
+    started_at, done_before = by_created[20]["created_at"], by_created[30]["created_at"]
+    ideas: dict[str, t.Any] = {}
+    if odd == "future_done_before":
+        done_before = "2999-01-01T00:00:00.000Z"
+    elif odd == "later_bookmark":
+        started_at, done_before = by_created[0]["created_at"], by_created[30]["created_at"]
+        ideas = {"replication_key": "updated_at", "replication_key_value": by_created[10]["created_at"]}
+    ideas[MARKER] = {"started_at": started_at, "done_before": done_before}
+    state = {"bookmarks": {"ideas": ideas}}
+    _guard(fake, 30)
+    run = _run(fake, state)
+    since = str(ideas.get("replication_key_value", ""))
+    expected = {i["id"] for i in by_created if i["created_at"] >= done_before and i["updated_at"] >= since}
+    assert run.ids("ideas") == expected
+    assert run.bookmark() == started_at
+    assert MARKER not in run.state["bookmarks"]["ideas"]
