@@ -17,7 +17,9 @@ Invariants:
 2. The windows cover every `created_at`: the first has no `created_since`, the last no `created_before`
    (it takes the ideas created during the run too). Whether Aha! makes either bound inclusive is not
    documented: a window asks `created_before` its end plus 1 ms and the next starts at that end, so an idea
-   created on a boundary is listed whatever the rule; one listed by both windows of a run is written once.
+   created on a boundary is listed whatever the rule; one listed by both windows of a run is written once
+   (an Aha! that compares whole seconds lists the ideas of the end's second in both windows: the window's
+   ideas created within `STRAY_MS` of its end are remembered for the next one).
 3. The marker says: every idea created before T (and updated since the bookmark) was written with its
    children, by runs whose reads all started at or after S. It is written only after the window's last idea
    (the SDK writes an idea's children first, then the idea, then asks for the next one), and T only grows.
@@ -321,7 +323,7 @@ class FirstSync:
         self.windowed = False
         self.windows = 0
         self.probes_cut = 0  # window guesses that were too large: a request each
-        self._given: set[str] = set()  # ids of the window just finished that lie on its end's millisecond
+        self._given: set[str] = set()  # ids of the window just finished that the next one may list again
 
     def readings(self) -> frozenset[str] | None:
         """The readings of `comments_count` earlier runs' skips left standing (None: no skips carried).
@@ -421,12 +423,12 @@ class FirstSync:
     def _window_pages(
         self, since: str | None, end: int | None, raw: Iterator[list[Row]]
     ) -> Iterator[list[Row]]:
-        """A window's full ideas, less those the previous window already gave (its end's millisecond)."""
+        """A window's full ideas, less those the previous window already gave (near its end: invariant 2)."""
         given, self._given = self._given, set()
         for ideas in self.stream.changed_idea_pages(since, raw):
             fresh = [idea for idea in ideas if idea["id"] not in given]
             if end is not None:
-                self._given.update(idea["id"] for idea in fresh if _on_or_after(idea, end))
+                self._given.update(idea["id"] for idea in fresh if _on_or_after(idea, end - STRAY_MS))
             yield fresh
 
     def window_done(self, end: WindowEnd, comments: Comments | None) -> None:

@@ -13,7 +13,8 @@ What the real service does and a tap must cope with:
 * ``add_idea``/``update_idea`` accept ``created_at``/``updated_at`` as strings or datetimes;
 * how the list applies ``created_since`` / ``created_before`` is undocumented: ``created_filters`` is
   ``"since_inclusive"`` (``created_since`` <= created_at < ``created_before``, the default),
-  ``"before_inclusive"`` (the other way round) or ``"ignored"`` (the unfiltered listing for any window);
+  ``"before_inclusive"`` (the other way round), ``"whole_seconds"`` (both values truncated to the second
+  first) or ``"ignored"`` (the unfiltered listing for any window);
 * ``listed_created_at`` maps an idea id to what its list items show as ``created_at`` (a string in another
   form, None, or ``MISSING`` to leave the key out), while the filters still use the stored value.
 """
@@ -29,7 +30,7 @@ from tests.fake_formats import HOST, JSON, PORTAL_HOST, copy_json, dumps, flip, 
 from tests.fake_paging import Response, envelope, fields_of, json_response, not_found, paging, time_filter
 
 ORDERS = ("created_desc", "updated_desc", "updated_asc", "id")
-CREATED_FILTERS = ("since_inclusive", "before_inclusive", "ignored")
+CREATED_FILTERS = ("since_inclusive", "before_inclusive", "whole_seconds", "ignored")
 MISSING = object()  # a `listed_created_at` value: the list item has no `created_at` key
 COMPACT_KEYS = (
     "id",
@@ -418,10 +419,7 @@ class Ideas(Account):
     def _idea_page(self, query: dict[str, str], product_id: str | None) -> Response:
         page, per_page = paging(query)
         updated_since = time_filter(query, "updated_since") if self.ideas_honour_updated_since else None
-        created_since = time_filter(query, "created_since")
-        created_before = time_filter(query, "created_before")
-        if self.created_filters == "ignored":
-            created_since = created_before = None
+        created_since, created_before = self._created_bounds(query)
         status = query.get("workflow_status") or None
         q = (query.get("q") or "").lower() or None
         fields = fields_of(query) if self.list_honours_fields else None
@@ -466,6 +464,16 @@ class Ideas(Account):
                     items.append(dumps(select_fields(idea, fields, self._compact(idea))))
             items = [self._listed_created(text, i) for text, i in zip(items, chunk, strict=True)]
             return envelope("ideas", items, len(ids), page, per_page)
+
+    def _created_bounds(self, query: dict[str, str]) -> tuple[int | None, int | None]:
+        """`created_since` and `created_before` (µs) as this fake's `created_filters` reads them."""
+        bounds = time_filter(query, "created_since"), time_filter(query, "created_before")
+        if self.created_filters == "ignored":
+            return None, None
+        if self.created_filters == "whole_seconds":
+            since, before = (None if value is None else value - value % 1_000_000 for value in bounds)
+            return since, before
+        return bounds
 
     def _created_within(self, created: int, since: int | None, before: int | None) -> bool:
         """Whether `created_since` / `created_before` keep an idea created then (`created_filters`)."""

@@ -96,13 +96,16 @@ def test_a_resumed_run_against_an_aha_that_ignores_the_filters_reads_only_what_i
         assert run.bookmark() == started
 
 
-def test_the_other_inclusivity_of_the_bounds_loses_no_boundary_idea() -> None:
-    """`created_since` exclusive and `created_before` inclusive, with ideas bunched on one millisecond."""
-    with FakeAha(created_filters="before_inclusive") as fake:
+@pytest.mark.parametrize("created_filters", ["before_inclusive", "whole_seconds"])
+def test_bounds_read_another_way_lose_no_idea_and_write_none_twice(created_filters: str) -> None:
+    """`created_since` exclusive and `created_before` inclusive, or both cut to the second, with ideas bunched
+    in one millisecond or spread over one second: each idea written once."""
+    with FakeAha(created_filters=created_filters) as fake:
         fake.seed(40)
         moment = fake.ideas()[12]["created_at"]
-        for idea_id in fake.idea_ids()[13:25]:
-            fake.update_idea(idea_id, created_at=moment)
+        for n, idea_id in enumerate(fake.idea_ids()[13:25]):
+            spread = f"{moment[:20]}{n * 80:03d}Z" if created_filters == "whole_seconds" else moment
+            fake.update_idea(idea_id, created_at=spread)
         run = _run(fake)
         assert len(run.records("ideas")) == len(run.ids("ideas")) == 40
         assert len(set(_windowed(run))) >= 2
