@@ -423,13 +423,20 @@ class FirstSync:
     def _window_pages(
         self, since: str | None, end: int | None, raw: Iterator[list[Row]]
     ) -> Iterator[list[Row]]:
-        """A window's full ideas, less those the previous window already gave (near its end: invariant 2)."""
+        """A window's full ideas, less those the previous window already gave (near its end: invariant 2).
+
+        They are dropped from the list items, before a compact one costs a detail request.
+        """
         given, self._given = self._given, set()
-        for ideas in self.stream.changed_idea_pages(since, raw):
-            fresh = [idea for idea in ideas if idea["id"] not in given]
-            if end is not None:
-                self._given.update(idea["id"] for idea in fresh if _on_or_after(idea, end - STRAY_MS))
-            yield fresh
+
+        def fresh() -> Iterator[list[Row]]:
+            for items in raw:
+                new = [item for item in items if item["id"] not in given]
+                if end is not None:
+                    self._given.update(item["id"] for item in new if _on_or_after(item, end - STRAY_MS))
+                yield new
+
+        return self.stream.changed_idea_pages(since, fresh())
 
     def window_done(self, end: WindowEnd, comments: Comments | None) -> None:
         """Every idea of the window and its children are written: record it in a STATE message now."""

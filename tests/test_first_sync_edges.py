@@ -64,6 +64,19 @@ def test_a_bulk_import_in_one_millisecond_is_read_in_pages_and_ends(fake: FakeAh
     assert len(_listing(fake)) < 40
 
 
+def test_a_bulk_on_a_window_boundary_costs_one_detail_request_an_idea() -> None:
+    """Compact list items cost a GET each: ideas the next window lists again are dropped before it."""
+    with FakeAha(list_honours_fields=False) as fake:
+        fake.seed(40)
+        moment = fake.ideas()[12]["created_at"]
+        for idea_id in fake.idea_ids()[13:28]:
+            fake.update_idea(idea_id, created_at=moment)
+        run = _run(fake)
+        assert len(run.records("ideas")) == 40
+        details = [r.path for r in fake.requests if r.path.startswith(f"{LISTING}/")]
+        assert sorted(details) == sorted(f"{LISTING}/{idea_id}" for idea_id in fake.idea_ids())
+
+
 def test_an_aha_that_ignores_the_created_filters_falls_back_to_one_unwindowed_read(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
