@@ -43,8 +43,10 @@ Invariants:
 7. Aha! is assumed to apply `created_since` / `created_before` to each idea's `created_at`, at a precision
    of a millisecond or coarser, with either inclusivity (invariant 2). A listing that holds an idea created
    more than `STRAY_MS` outside the window asked shows the assumption fails (the filters ignored or read
-   otherwise): windows cut from it would never shrink, so the ideas not done yet (created from T on, or
-   without a readable `created_at`) are read in one unwindowed listing after one warning. A list item's
+   otherwise), and so does an error answer (HTTP 400) to a window when the unwindowed page 1 had none:
+   windows would never shrink, or never be read, so the ideas not done yet (created from T on, or without
+   a readable `created_at`) are read in one unwindowed listing after one warning. (A resumed run asks no
+   unwindowed page 1: if the error was not the window's, that listing raises it again.) A list item's
    `created_at` that is missing, null or in another form is taken as it comes: only the windows' bounds
    and this check read it, and neither drops an idea for it.
 """
@@ -57,7 +59,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from tap_aha.errors import StateError
+from tap_aha.errors import AhaAPIError, StateError
 from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -74,6 +76,7 @@ GOAL_WINDOW_PAGES = 1  # the size a window is aimed at
 MAX_WINDOW_PAGES = 2  # the size a window may have
 WINDOWED_OVER_PAGES = 4  # a listing of more pages is read in windows; a smaller one as before
 STRAY_MS = 1000  # an idea listed further outside its window means Aha! ignored the window (invariant 7)
+STRAYED = f"Aha! listed ideas created more than {STRAY_MS} ms outside it"
 _MS = 1
 _EPOCH_MS = 0
 
@@ -369,14 +372,18 @@ class FirstSync:
         while True:
             end = planner.end_for(start)
             walk = self._walk(since, start, end)
-            first = next(walk, None)
+            try:
+                first = next(walk, None)
+            except AhaAPIError as error:  # a request the unwindowed page 1 passed: the window refused
+                yield from self._unwindowed(since, start, end, f"Aha! refused it ({error})")
+                return
             count = stream.listed_total()
             if ask_left:
                 ask_left = False
                 stream.connection.progress.listed(count)
             if _strays(first, start, end):
                 walk.close()
-                yield from self._unwindowed(since, start, end)
+                yield from self._unwindowed(since, start, end, STRAYED)
                 return
             if planner.too_big(start, end, count, _created(first)):
                 walk.close()
@@ -385,7 +392,7 @@ class FirstSync:
             checked = _Within(start, end)
             yield from self._window_pages(since, end, checked.pages(first, walk))
             if checked.strayed:
-                yield from self._unwindowed(since, start, end)
+                yield from self._unwindowed(since, start, end, STRAYED)
                 return
             planner.taken(count)
             self.windows += 1
@@ -398,15 +405,15 @@ class FirstSync:
             start = end
 
     def _unwindowed(
-        self, since: str | None, start: int | None, end: int | None
+        self, since: str | None, start: int | None, end: int | None, why: str
     ) -> Generator[list[Row], None, None]:
-        """The rest in one unwindowed listing: Aha! listed an idea outside the window asked (invariant 7)."""
-        asked = window_params(start, end)
+        """The rest in one unwindowed listing: Aha! did not take the window asked as assumed (invariant 7)."""
+        asked = ", ".join(f"{key}={value}" for key, value in window_params(start, end).items())
         self.stream.logger.warning(
-            "Aha! listed ideas created outside the window asked (%s): it does not apply created_since / "
-            "created_before as this tap assumes. Reading the ideas not done yet in one unwindowed listing "
-            "instead; a kill during it resumes at the last window done.",
-            ", ".join(f"{key}={value}" for key, value in asked.items()),
+            "Windowed ideas listing (%s): %s. Aha! does not apply created_since / created_before as this "
+            "tap assumes: reading the ideas not done yet in one unwindowed listing instead; a kill during it "
+            "resumes at the last window done.",
+            asked, why,
         )  # fmt: skip
         done = None if self.done_before is None else _ms(self.done_before)
         pages = self._walk(since, None, None)

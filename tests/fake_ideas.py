@@ -14,7 +14,7 @@ What the real service does and a tap must cope with:
 * how the list applies ``created_since`` / ``created_before`` is undocumented: ``created_filters`` is
   ``"since_inclusive"`` (``created_since`` <= created_at < ``created_before``, the default),
   ``"before_inclusive"`` (the other way round), ``"whole_seconds"`` (both values truncated to the second
-  first) or ``"ignored"`` (the unfiltered listing for any window);
+  first), ``"ignored"`` (the unfiltered listing for any window) or ``"refused"`` (HTTP 400 for either);
 * ``listed_created_at`` maps an idea id to what its list items show as ``created_at`` (a string in another
   form, None, or ``MISSING`` to leave the key out), while the filters still use the stored value.
 """
@@ -27,10 +27,19 @@ from typing import Any, cast
 
 from tests.fake_account import COLORS, COMMENT_BODIES, TAGS, Account
 from tests.fake_formats import HOST, JSON, PORTAL_HOST, copy_json, dumps, flip, fmt_ts, select_fields
-from tests.fake_paging import Response, envelope, fields_of, json_response, not_found, paging, time_filter
+from tests.fake_paging import (
+    BadRequest,
+    Response,
+    envelope,
+    fields_of,
+    json_response,
+    not_found,
+    paging,
+    time_filter,
+)
 
 ORDERS = ("created_desc", "updated_desc", "updated_asc", "id")
-CREATED_FILTERS = ("since_inclusive", "before_inclusive", "whole_seconds", "ignored")
+CREATED_FILTERS = ("since_inclusive", "before_inclusive", "whole_seconds", "ignored", "refused")
 MISSING = object()  # a `listed_created_at` value: the list item has no `created_at` key
 COMPACT_KEYS = (
     "id",
@@ -468,6 +477,8 @@ class Ideas(Account):
     def _created_bounds(self, query: dict[str, str]) -> tuple[int | None, int | None]:
         """`created_since` and `created_before` (µs) as this fake's `created_filters` reads them."""
         bounds = time_filter(query, "created_since"), time_filter(query, "created_before")
+        if self.created_filters == "refused" and bounds != (None, None):
+            raise BadRequest("Unknown parameter: created_since / created_before")
         if self.created_filters == "ignored":
             return None, None
         if self.created_filters == "whole_seconds":

@@ -77,16 +77,17 @@ def test_a_bulk_on_a_window_boundary_costs_one_detail_request_an_idea() -> None:
         assert sorted(details) == sorted(f"{LISTING}/{idea_id}" for idea_id in fake.idea_ids())
 
 
-def test_an_aha_that_ignores_the_created_filters_falls_back_to_one_unwindowed_read(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("created_filters", ["ignored", "refused"])
+def test_an_aha_that_ignores_or_refuses_the_created_filters_falls_back_to_one_unwindowed_read(
+    caplog: pytest.LogCaptureFixture, created_filters: str
 ) -> None:
-    """Every window lists everything: one warning, then one unwindowed read; no loop, nothing lost."""
-    with FakeAha(created_filters="ignored") as fake:
+    """Every window lists everything, or is answered HTTP 400: one warning, then one unwindowed read."""
+    with FakeAha(created_filters=created_filters) as fake:
         fake.seed(40)
         _guard(fake, 60)
         run = _run(fake)
         assert run.ids("ideas") == set(fake.idea_ids())
-        warnings = [r for r in caplog.records if "outside the window asked" in r.getMessage()]
+        warnings = [r for r in caplog.records if "Windowed ideas listing" in r.getMessage()]
         assert len(warnings) == 1
         pages = -(-40 // PAGE_SIZE)
         assert len(_listing(fake)) <= 2 + pages  # page 1, the first window's page 1, then the listing
@@ -94,10 +95,11 @@ def test_an_aha_that_ignores_the_created_filters_falls_back_to_one_unwindowed_re
         assert run.bookmark() is not None
 
 
+@pytest.mark.parametrize("created_filters", ["ignored", "refused"])
 def test_a_resumed_run_against_an_aha_that_ignores_the_filters_reads_only_what_is_not_done(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, created_filters: str
 ) -> None:
-    with FakeAha(created_filters="ignored") as fake:
+    with FakeAha(created_filters=created_filters) as fake:
         fake.seed(40)
         by_created = sorted(fake.ideas(), key=lambda idea: idea["created_at"])
         started, done_before = fmt_ts(parse_ts(by_created[-1]["created_at"])), by_created[25]["created_at"]
@@ -105,7 +107,7 @@ def test_a_resumed_run_against_an_aha_that_ignores_the_filters_reads_only_what_i
         _guard(fake, 60)
         run = _run(fake, state)
         assert run.ids("ideas") == {idea["id"] for idea in by_created[25:]}
-        assert sum("outside the window asked" in r.getMessage() for r in caplog.records) == 1
+        assert sum("Windowed ideas listing" in r.getMessage() for r in caplog.records) == 1
         assert run.bookmark() == started
 
 
