@@ -242,6 +242,8 @@ class WindowPlanner:
         # not documented; a wrong one costs requests, never ideas).
         self.rest = None if total is None else _Upper(max(sample, default=_now()) + _MS, total)
         self.upper: _Upper | None = None  # the smallest end found too large for the current window
+        if _oldest_first(sample):  # page 1 lists the oldest ideas: the first window ends at its newest
+            self.upper = _Upper(max(sample) + _MS, len(sample))
         self._sample = sample
         self._gallop = 0  # first-window ends tried below the sample's oldest idea
         self._empty = False  # the last window held nothing: halve rather than interpolate
@@ -285,12 +287,18 @@ class WindowPlanner:
 
         `page` holds the created_at (ms) of the window's first page: its newest is taken as the window's
         (it is, when Aha! lists the newest first), so ideas bunched at the start of a long window are
-        found in a few guesses instead of one halving per request.
+        found in a few guesses instead of one halving per request. A page listed oldest first (its dates
+        ascending) holds the window's oldest ideas instead: the next window ends at its newest.
         """
         low = _EPOCH_MS if start is None else start
         if count <= self.limit or (end is not None and end - low <= _MS):
             return False  # small enough, or a millisecond that cannot be split
         at = _now() if end is None else end
+        if _oldest_first(page) and low < max(page) + _MS < at:  # the window's oldest: the next ends there
+            if end is None:
+                self.rest = _Upper(max(at, low + 2 * _MS), self.done + count)
+            self.upper = _Upper(max(max(page) + _MS, low + 2 * _MS), self.done + len(page))
+            return True
         if page and low < max(page) + _MS < at:
             at = max(page) + _MS
         if end is None:
@@ -580,6 +588,11 @@ def _not_before(page: list[Row], done: int | None) -> list[Row]:
 def _on_or_after(idea: Row, end: int) -> bool:
     created = _created_ms(idea)
     return created is None or created >= end
+
+
+def _oldest_first(page: list[int]) -> bool:
+    """Whether a page's dates (in listing order) ascend: Aha! lists the oldest first."""
+    return len(page) > 1 and page[0] < page[-1] and all(a <= b for a, b in itertools.pairwise(page))
 
 
 def _created(page: list[Row] | None) -> list[int]:

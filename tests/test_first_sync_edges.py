@@ -202,3 +202,15 @@ def test_an_inconsistent_marker_is_resumed_safely(fake: FakeAha, odd: str) -> No
     assert run.ids("ideas") == expected
     assert run.bookmark() == started_at
     assert MARKER not in run.state["bookmarks"]["ideas"]
+
+
+@pytest.mark.parametrize(("order", "most"), [("id", 30), ("updated_asc", 120)])
+def test_a_listing_in_another_order_is_windowed_at_a_bounded_cost(order: str, most: int) -> None:
+    """The window sizes assume the newest first; oldest first (ids ascending) costs about one request more a
+    page, not one a guess (274 listing requests for these 12 pages before), and no order makes a loop."""
+    with FakeAha(order=order) as fake:
+        fake.seed(60)
+        _guard(fake, 400)
+        run = _run(fake)
+        assert len(run.records("ideas")) == len(run.ids("ideas")) == 60
+        assert len(_listing(fake)) <= most
