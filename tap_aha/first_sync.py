@@ -17,7 +17,9 @@ Invariants:
 2. The windows cover every `created_at`: the first has no `created_since`, the last no `created_before`
    (it takes the ideas created during the run too). Whether Aha! makes either bound inclusive is not
    documented: a window asks `created_before` its end plus 1 ms and the next starts at that end, so an idea
-   created on a boundary is listed whatever the rule; one listed by both windows of a run is written once.
+   created on a boundary is listed whatever the rule; one listed by both windows of a run is written once
+   (an Aha! that compares whole seconds lists the ideas of the end's second in both windows: the window's
+   ideas created within `STRAY_MS` of its end are remembered for the next one).
 3. The marker says: every idea created before T (and updated since the bookmark) was written with its
    children, by runs whose reads all started at or after S. It is written only after the window's last idea
    (the SDK writes an idea's children first, then the idea, then asks for the next one), and T only grows.
@@ -38,6 +40,15 @@ Invariants:
    its own evidence contradicts, and when none is left, it lists the windows before `before` again after
    its last window (pages only) and requests those comments of the ideas counted 0, before the bookmark.
    A STATE written in between carries the empty `readings`: the debt outlives another kill.
+7. Aha! is assumed to apply `created_since` / `created_before` to each idea's `created_at`, at a precision
+   of a millisecond or coarser, with either inclusivity (invariant 2). A listing that holds an idea created
+   more than `STRAY_MS` outside the window asked shows the assumption fails (the filters ignored or read
+   otherwise), and so does an error answer (HTTP 400) to a window when the unwindowed page 1 had none:
+   windows would never shrink, or never be read, so the ideas not done yet (created from T on, or without
+   a readable `created_at`) are read in one unwindowed listing after one warning. (A resumed run asks no
+   unwindowed page 1: if the error was not the window's, that listing raises it again.) A list item's
+   `created_at` that is missing, null or in another form is taken as it comes: only the windows' bounds
+   and this check read it, and neither drops an idea for it.
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from tap_aha.errors import StateError
+from tap_aha.errors import AhaAPIError, StateError
 from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -66,6 +77,8 @@ SKIPPED = "skipped"  # the marker's record of comment requests skipped in its fi
 GOAL_WINDOW_PAGES = 1  # the size a window is aimed at
 MAX_WINDOW_PAGES = 2  # the size a window may have
 WINDOWED_OVER_PAGES = 4  # a listing of more pages is read in windows; a smaller one as before
+STRAY_MS = 1000  # an idea listed further outside its window means Aha! ignored the window (invariant 7)
+STRAYED = f"Aha! listed ideas created more than {STRAY_MS} ms outside it"
 _MS = 1
 _EPOCH_MS = 0
 
@@ -231,6 +244,8 @@ class WindowPlanner:
         # not documented; a wrong one costs requests, never ideas).
         self.rest = None if total is None else _Upper(max(sample, default=_now()) + _MS, total)
         self.upper: _Upper | None = None  # the smallest end found too large for the current window
+        if _oldest_first(sample):  # page 1 lists the oldest ideas: the first window ends at its newest
+            self.upper = _Upper(max(sample) + _MS, len(sample))
         self._sample = sample
         self._gallop = 0  # first-window ends tried below the sample's oldest idea
         self._empty = False  # the last window held nothing: halve rather than interpolate
@@ -274,12 +289,18 @@ class WindowPlanner:
 
         `page` holds the created_at (ms) of the window's first page: its newest is taken as the window's
         (it is, when Aha! lists the newest first), so ideas bunched at the start of a long window are
-        found in a few guesses instead of one halving per request.
+        found in a few guesses instead of one halving per request. A page listed oldest first (its dates
+        ascending) holds the window's oldest ideas instead: the next window ends at its newest.
         """
         low = _EPOCH_MS if start is None else start
         if count <= self.limit or (end is not None and end - low <= _MS):
             return False  # small enough, or a millisecond that cannot be split
         at = _now() if end is None else end
+        if _oldest_first(page) and low < max(page) + _MS < at:  # the window's oldest: the next ends there
+            if end is None:
+                self.rest = _Upper(max(at, low + 2 * _MS), self.done + count)
+            self.upper = _Upper(max(max(page) + _MS, low + 2 * _MS), self.done + len(page))
+            return True
         if page and low < max(page) + _MS < at:
             at = max(page) + _MS
         if end is None:
@@ -315,7 +336,7 @@ class FirstSync:
         self.windowed = False
         self.windows = 0
         self.probes_cut = 0  # window guesses that were too large: a request each
-        self._given: set[str] = set()  # ids of the window just finished that lie on its end's millisecond
+        self._given: set[str] = set()  # ids of the window just finished that the next one may list again
 
     def readings(self) -> frozenset[str] | None:
         """The readings of `comments_count` earlier runs' skips left standing (None: no skips carried).
@@ -361,16 +382,28 @@ class FirstSync:
         while True:
             end = planner.end_for(start)
             walk = self._walk(since, start, end)
-            first = next(walk, None)
+            try:
+                first = next(walk, None)
+            except AhaAPIError as error:  # a request the unwindowed page 1 passed: the window refused
+                yield from self._unwindowed(since, start, end, f"Aha! refused it ({error})")
+                return
             count = stream.listed_total()
             if ask_left:
                 ask_left = False
                 stream.connection.progress.listed(count)
+            if _strays(first, start, end):
+                walk.close()
+                yield from self._unwindowed(since, start, end, STRAYED)
+                return
             if planner.too_big(start, end, count, _created(first)):
                 walk.close()
                 self.probes_cut += 1
                 continue
-            yield from self._window_pages(since, end, _chained(first, walk))
+            checked = _Within(start, end)
+            yield from self._window_pages(since, end, checked.pages(first, walk))
+            if checked.strayed:
+                yield from self._unwindowed(since, start, end, STRAYED)
+                return
             planner.taken(count)
             self.windows += 1
             if end is None:
@@ -380,6 +413,22 @@ class FirstSync:
             if count:  # an empty window wrote nothing: the next one's STATE records both
                 yield WindowEnd(self.done_before)
             start = end
+
+    def _unwindowed(
+        self, since: str | None, start: int | None, end: int | None, why: str
+    ) -> Generator[list[Row], None, None]:
+        """The rest in one unwindowed listing: Aha! did not take the window asked as assumed (invariant 7)."""
+        asked = ", ".join(f"{key}={value}" for key, value in window_params(start, end).items())
+        self.stream.logger.warning(
+            "Windowed ideas listing (%s): %s. Aha! does not apply created_since / created_before as this "
+            "tap assumes: reading the ideas not done yet in one unwindowed listing instead; a kill during it "
+            "resumes at the last window done.",
+            asked, why,
+        )  # fmt: skip
+        done = None if self.done_before is None else _ms(self.done_before)
+        pages = self._walk(since, None, None)
+        yield from self._window_pages(since, None, (_not_before(page, done) for page in pages))
+        self.stream.created_window = {}
 
     def _walk(
         self, since: str | None, start: int | None, end: int | None
@@ -391,13 +440,20 @@ class FirstSync:
     def _window_pages(
         self, since: str | None, end: int | None, raw: Iterator[list[Row]]
     ) -> Iterator[list[Row]]:
-        """A window's full ideas, less those the previous window already gave (its end's millisecond)."""
+        """A window's full ideas, less those the previous window already gave (near its end: invariant 2).
+
+        They are dropped from the list items, before a compact one costs a detail request.
+        """
         given, self._given = self._given, set()
-        for ideas in self.stream.changed_idea_pages(since, raw):
-            fresh = [idea for idea in ideas if idea["id"] not in given]
-            if end is not None:
-                self._given.update(idea["id"] for idea in fresh if _on_or_after(idea, end))
-            yield fresh
+
+        def fresh() -> Iterator[list[Row]]:
+            for items in raw:
+                new = [item for item in items if item["id"] not in given]
+                if end is not None:
+                    self._given.update(item["id"] for item in new if _on_or_after(item, end - STRAY_MS))
+                yield new
+
+        return self.stream.changed_idea_pages(since, fresh())
 
     def window_done(self, end: WindowEnd, comments: Comments | None) -> None:
         """Every idea of the window and its children are written: record it in a STATE message now."""
@@ -500,13 +556,63 @@ def _chained(first: list[Row] | None, rest: Iterator[list[Row]]) -> Iterator[lis
     return itertools.chain([] if first is None else [first], rest)
 
 
+class _Within:
+    """A window's pages until one lists an idea outside it (`strayed`): Aha! ignored the window."""
+
+    def __init__(self, start: int | None, end: int | None) -> None:
+        self.start, self.end = start, end
+        self.strayed = False
+
+    def pages(self, first: list[Row] | None, walk: Generator[list[Row], None, None]) -> Iterator[list[Row]]:
+        for page in _chained(first, walk):
+            if _strays(page, self.start, self.end):
+                walk.close()
+                self.strayed = True
+                return
+            yield page
+
+
+def _strays(page: list[Row] | None, start: int | None, end: int | None) -> bool:
+    """Whether the page lists an idea created more than STRAY_MS outside the window `start`..`end`."""
+    for idea in page or []:
+        created = _created_ms(idea)
+        if created is None:
+            continue
+        if start is not None and created < start - STRAY_MS:
+            return True
+        if end is not None and created > end + STRAY_MS:
+            return True
+    return False
+
+
+def _not_before(page: list[Row], done: int | None) -> list[Row]:
+    """The ideas of a page not created before `done` (those are written: invariant 3)."""
+    return page if done is None else [idea for idea in page if _on_or_after(idea, done)]
+
+
 def _on_or_after(idea: Row, end: int) -> bool:
-    created = idea.get("created_at")
-    return not isinstance(created, str) or _ms(created) >= end
+    created = _created_ms(idea)
+    return created is None or created >= end
+
+
+def _oldest_first(page: list[int]) -> bool:
+    """Whether a page's dates (in listing order) ascend: Aha! lists the oldest first."""
+    return len(page) > 1 and page[0] < page[-1] and all(a <= b for a, b in itertools.pairwise(page))
 
 
 def _created(page: list[Row] | None) -> list[int]:
-    return [_ms(idea["created_at"]) for idea in page or [] if isinstance(idea.get("created_at"), str)]
+    return [ms for ms in map(_created_ms, page or []) if ms is not None]
+
+
+def _created_ms(idea: Row) -> int | None:
+    """An idea's `created_at` in ms; None when it has none Python reads (the window still lists it)."""
+    created = idea.get("created_at")
+    if not isinstance(created, str):
+        return None
+    try:
+        return _ms(created)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _now() -> int:

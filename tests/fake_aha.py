@@ -46,7 +46,7 @@ from tests.fake_http import (
     RequestLog,
     Routes,
 )
-from tests.fake_ideas import COMPACT_KEYS, ORDERS, Ideas
+from tests.fake_ideas import COMPACT_KEYS, CREATED_FILTERS, MISSING, ORDERS, Ideas
 from tests.fake_paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from tests.fake_roadmap import Roadmap
 from tests.fake_votes import Votes
@@ -56,6 +56,7 @@ __all__ = [
     "API_PREFIX",
     "COMMENTS_COUNT_MODES",
     "COMPACT_KEYS",
+    "CREATED_FILTERS",
     "DEFAULT_MINUTE_LIMIT",
     "DEFAULT_PER_PAGE",
     "FAULTS",
@@ -63,6 +64,7 @@ __all__ = [
     "HOST",
     "JSON",
     "MAX_PER_PAGE",
+    "MISSING",
     "ORDERS",
     "PORTAL_HOST",
     "RANDOM_FAULTS",
@@ -93,9 +95,12 @@ class FakeAha(Ideas, Votes, Comments, Audits, HttpFake):
         port: int = 0,
         nested_id_drift: bool = False,
         comments_count: str = "mixed",
+        created_filters: str = "since_inclusive",
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}")
+        if created_filters not in CREATED_FILTERS:
+            raise ValueError(f"created_filters must be one of {CREATED_FILTERS}")
         if comments_count not in COMMENTS_COUNT_MODES:
             raise ValueError(f"comments_count must be one of {COMMENTS_COUNT_MODES}")
         HttpFake.__init__(
@@ -114,6 +119,8 @@ class FakeAha(Ideas, Votes, Comments, Audits, HttpFake):
         self.list_honours_fields = list_honours_fields
         self.updated_since_inclusive = updated_since_inclusive
         self.nested_id_drift = nested_id_drift
+        self.created_filters = created_filters
+        self.listed_created_at = {}
         self.companions = Companions(self, rng_seed)
         self.roadmap = Roadmap(self, rng_seed)
 

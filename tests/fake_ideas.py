@@ -10,19 +10,37 @@ What the real service does and a tap must cope with:
   ideas in the stored data. With ``nested_id_drift`` detail responses also flip them on every second request
   of the same idea (off by default so a tap's output can be compared exactly with ``ideas()`` even when an
   idea is fetched twice);
-* ``add_idea``/``update_idea`` accept ``created_at``/``updated_at`` as strings or datetimes.
+* ``add_idea``/``update_idea`` accept ``created_at``/``updated_at`` as strings or datetimes;
+* how the list applies ``created_since`` / ``created_before`` is undocumented: ``created_filters`` is
+  ``"since_inclusive"`` (``created_since`` <= created_at < ``created_before``, the default),
+  ``"before_inclusive"`` (the other way round), ``"whole_seconds"`` (both values truncated to the second
+  first), ``"ignored"`` (the unfiltered listing for any window) or ``"refused"`` (HTTP 400 for either);
+* ``listed_created_at`` maps an idea id to what its list items show as ``created_at`` (a string in another
+  form, None, or ``MISSING`` to leave the key out), while the filters still use the stored value.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from tests.fake_account import COLORS, COMMENT_BODIES, TAGS, Account
 from tests.fake_formats import HOST, JSON, PORTAL_HOST, copy_json, dumps, flip, fmt_ts, select_fields
-from tests.fake_paging import Response, envelope, fields_of, json_response, not_found, paging, time_filter
+from tests.fake_paging import (
+    BadRequest,
+    Response,
+    envelope,
+    fields_of,
+    json_response,
+    not_found,
+    paging,
+    time_filter,
+)
 
 ORDERS = ("created_desc", "updated_desc", "updated_asc", "id")
+CREATED_FILTERS = ("since_inclusive", "before_inclusive", "whole_seconds", "ignored", "refused")
+MISSING = object()  # a `listed_created_at` value: the list item has no `created_at` key
 COMPACT_KEYS = (
     "id",
     "reference_num",
@@ -86,6 +104,8 @@ class Ideas(Account):
     list_honours_fields = True  # whether GET /ideas applies `fields=` (else compact items whatever it says)
     ideas_honour_updated_since = True  # False: GET /ideas ignores `updated_since` (lists every idea)
     nested_id_drift = False
+    created_filters = "since_inclusive"  # one of CREATED_FILTERS
+    listed_created_at: dict[str, object]  # id -> the list item's created_at (MISSING: no key)
 
     # ------------------------------------------------------------------ builders
 
@@ -408,8 +428,7 @@ class Ideas(Account):
     def _idea_page(self, query: dict[str, str], product_id: str | None) -> Response:
         page, per_page = paging(query)
         updated_since = time_filter(query, "updated_since") if self.ideas_honour_updated_since else None
-        created_since = time_filter(query, "created_since")
-        created_before = time_filter(query, "created_before")
+        created_since, created_before = self._created_bounds(query)
         status = query.get("workflow_status") or None
         q = (query.get("q") or "").lower() or None
         fields = fields_of(query) if self.list_honours_fields else None
@@ -425,9 +444,7 @@ class Ideas(Account):
                         updated < updated_since or (not inclusive and updated == updated_since)
                     ):
                         continue
-                    if created_since is not None and created < created_since:
-                        continue
-                    if created_before is not None and created >= created_before:
+                    if not self._created_within(created, created_since, created_before):
                         continue
                     selected.append(i)
                 ids = selected
@@ -454,7 +471,37 @@ class Ideas(Account):
                 else:
                     idea = ideas[i]
                     items.append(dumps(select_fields(idea, fields, self._compact(idea))))
+            items = [self._listed_created(text, i) for text, i in zip(items, chunk, strict=True)]
             return envelope("ideas", items, len(ids), page, per_page)
+
+    def _created_bounds(self, query: dict[str, str]) -> tuple[int | None, int | None]:
+        """`created_since` and `created_before` (µs) as this fake's `created_filters` reads them."""
+        bounds = time_filter(query, "created_since"), time_filter(query, "created_before")
+        if self.created_filters == "refused" and bounds != (None, None):
+            raise BadRequest("Unknown parameter: created_since / created_before")
+        if self.created_filters == "ignored":
+            return None, None
+        if self.created_filters == "whole_seconds":
+            since, before = (None if value is None else value - value % 1_000_000 for value in bounds)
+            return since, before
+        return bounds
+
+    def _created_within(self, created: int, since: int | None, before: int | None) -> bool:
+        """Whether `created_since` / `created_before` keep an idea created then (`created_filters`)."""
+        flipped = self.created_filters == "before_inclusive"
+        if since is not None and (created < since or (flipped and created == since)):
+            return False
+        return before is None or created < before or (flipped and created == before)
+
+    def _listed_created(self, text: str, iid: str) -> str:
+        """A list item as served, its created_at as `listed_created_at` shows it."""
+        if iid not in self.listed_created_at:
+            return text
+        item = json.loads(text)
+        item.pop("created_at", None)
+        if self.listed_created_at[iid] is not MISSING:
+            item["created_at"] = self.listed_created_at[iid]
+        return dumps(item)
 
     def _drifted(self, iid: str, idea: JSON) -> JSON:
         """With nested_id_drift, every second detail response of an idea flips nested id types."""
