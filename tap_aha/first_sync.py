@@ -72,7 +72,7 @@ if t.TYPE_CHECKING:
 Row = dict[str, t.Any]
 MARKER = "first_sync"  # state["bookmarks"]["ideas"]["first_sync"]
 NOTE = "Note"  # the SDK's remark in an unsorted stream's progress markers
-RESUMABLE_NOTE = "Resumable: first_sync records the windows done (docs/interrupted-first-syncs.md)."
+RESUMABLE_NOTE = "Resumable: see first_sync."  # shorter than the SDK's: the state stays small
 SKIPPED = "skipped"  # the marker's record of comment requests skipped in its finished windows
 GOAL_WINDOW_PAGES = 1  # the size a window is aimed at
 MAX_WINDOW_PAGES = 2  # the size a window may have

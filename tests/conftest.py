@@ -196,15 +196,21 @@ def fake() -> t.Iterator[FakeAha]:
         yield server
 
 
-@pytest.fixture
-def config(fake: FakeAha) -> dict[str, t.Any]:
-    """Settings for the fake, with limits high enough that tests are not throttled."""
+def fake_config(fake: FakeAha, **extra: t.Any) -> dict[str, t.Any]:
+    """Settings for the fake, with limits high enough that tests are not throttled, plus `extra`."""
     return {
         "api_key": fake.api_key,
         "api_url": fake.url,
         "requests_per_minute": 1_000_000,
         "requests_per_second": 100_000,
+        **extra,
     }
+
+
+@pytest.fixture
+def config(fake: FakeAha) -> dict[str, t.Any]:
+    """Settings for the fake, with limits high enough that tests are not throttled."""
+    return fake_config(fake)
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import typing as t
 import pytest
 
 from tap_aha.first_sync import MARKER
-from tests.conftest import Run, run_tap
+from tests.conftest import Run, fake_config, run_tap
 from tests.fake_aha import MISSING, FakeAha, RequestLog, fmt_ts, parse_ts
 
 PAGE_SIZE = 5  # a window holds at most 10 ideas; more than 20 ideas are windowed
@@ -17,14 +17,7 @@ LISTING = "/api/v1/ideas"
 
 
 def _config(fake: FakeAha, **extra: t.Any) -> dict[str, t.Any]:
-    return {
-        "api_key": fake.api_key,
-        "api_url": fake.url,
-        "page_size": PAGE_SIZE,
-        "requests_per_minute": 1_000_000,
-        "requests_per_second": 100_000,
-        **extra,
-    }
+    return fake_config(fake, page_size=PAGE_SIZE, **extra)
 
 
 def _listing(fake: FakeAha) -> list[dict[str, str]]:

@@ -20,7 +20,7 @@ from tap_aha.deletes import DELETED_AT, DELETES_BOOKMARK
 from tap_aha.errors import StateError
 from tap_aha.first_sync import MARKER, MAX_WINDOW_PAGES, NOTE, RESUMABLE_NOTE, SKIPPED, WINDOWED_OVER_PAGES
 from tap_aha.inputs import read_state
-from tests.conftest import IDEA_STREAMS, REPO, TAP, Config, Run, run_cli, run_tap, selecting
+from tests.conftest import IDEA_STREAMS, REPO, TAP, Config, Run, fake_config, run_cli, run_tap, selecting
 from tests.fake_aha import FakeAha, RequestLog, fmt_ts, parse_ts
 
 if t.TYPE_CHECKING:
@@ -34,14 +34,7 @@ RequestKill = t.Callable[[RequestLog], bool]
 
 
 def _config(fake: FakeAha) -> Config:
-    return {
-        "api_key": fake.api_key,
-        "api_url": fake.url,
-        "page_size": PAGE_SIZE,
-        "requests_per_minute": 1_000_000,
-        "requests_per_second": 100_000,
-        "parallel_requests": 4,
-    }
+    return fake_config(fake, page_size=PAGE_SIZE, parallel_requests=4)
 
 
 @dataclass
