@@ -68,6 +68,12 @@ def _counts(audit: Audit) -> str:
     return ", ".join(f"{kind} {count:,}" for kind, count in audit.actual.items() if count)
 
 
+def _wall_row(label: str, wall: float, floor: float, requests: str = "", target: float = WALL_TARGET) -> Row:
+    """A wall time against its rate-limit floor, met within `target` times it."""
+    return Row(label, _s(wall), f"floor {_s(floor)}{requests}", _x(wall / floor), f"<= {target:g}x floor",
+               wall <= target * floor)  # fmt: skip
+
+
 def _requests_ok(audit: Audit) -> bool:
     extra = audit.total - audit.min_total
     return (
@@ -129,6 +135,7 @@ class Report:
         changed = sum(phase.changes.values())
         full_ms = f"{phase.full_scale.latency * 1000:g} ms latency (k = {phase.full_scale.k:g})"
         incr_ms = f"{phase.incremental_scale.latency * 1000:g} ms latency (k = {phase.incremental_scale.k:g})"
+        incr_wall = phase.incremental.measured.wall
         self.rows += [
             Row(
                 f"requests, full run ({full.window:,} ideas)",
@@ -146,22 +153,8 @@ class Report:
                 "= minimum",
                 _requests_ok(incr),
             ),
-            Row(
-                f"wall, full run, {full_ms}",
-                _s(phase.full.measured.wall),
-                f"floor {_s(phase.full_floor)}",
-                _x(phase.full.measured.wall / phase.full_floor),
-                f"<= {WALL_TARGET:g}x floor",
-                phase.full.measured.wall <= WALL_TARGET * phase.full_floor,
-            ),
-            Row(
-                f"wall, run after changes, {incr_ms}",
-                _s(phase.incremental.measured.wall),
-                f"floor {_s(phase.incremental_floor)}",
-                _x(phase.incremental.measured.wall / phase.incremental_floor),
-                f"<= {WALL_TARGET:g}x floor",
-                phase.incremental.measured.wall <= WALL_TARGET * phase.incremental_floor,
-            ),
+            _wall_row(f"wall, full run, {full_ms}", phase.full.measured.wall, phase.full_floor),
+            _wall_row(f"wall, run after changes, {incr_ms}", incr_wall, phase.incremental_floor),
             Row(
                 "HTTP 429 answers (both runs)",
                 f"{full.rate_limited + incr.rate_limited:,}",
@@ -207,22 +200,19 @@ class Report:
         full, daily = phase.full_audit, phase.incremental_audit
         where = f"{self.args.daily_ideas:,} ideas, every stream"
         self.rows += [
-            Row(
+            _wall_row(
                 f"wall, full run ({where}, {phase.full_scale.describe()})",
-                _s(phase.full.measured.wall),
-                f"floor {_s(phase.full_floor)} ({full.total:,} requests)",
-                _x(phase.full.measured.wall / phase.full_floor),
-                f"<= {WALL_TARGET:g}x floor",
-                phase.full.measured.wall <= WALL_TARGET * phase.full_floor,
+                phase.full.measured.wall,
+                phase.full_floor,
+                f" ({full.total:,} requests)",
             ),
-            Row(
+            _wall_row(
                 f"wall, daily run ({where}, {self.args.change_share:.0%} changed, "
                 f"{phase.incremental_scale.describe()}), start-up included",
-                _s(phase.incremental.measured.wall),
-                f"floor {_s(phase.incremental_floor)} ({daily.total:,} requests)",
-                _x(phase.incremental.measured.wall / phase.incremental_floor),
-                f"<= {DAILY_WALL_TARGET:g}x floor",
-                phase.incremental.measured.wall <= DAILY_WALL_TARGET * phase.incremental_floor,
+                phase.incremental.measured.wall,
+                phase.incremental_floor,
+                f" ({daily.total:,} requests)",
+                DAILY_WALL_TARGET,
             ),
         ]
         answered = (daily.span + phase.incremental_scale.latency) / phase.incremental_floor

@@ -218,7 +218,7 @@ def test_a_killed_first_sync_resumes_where_it_stopped(
     assert len(set(listing)) == len(listing)
     # What the user reads says it resumes: no "Progress is not resumable" in the state nor the log.
     ideas_state = (last_state(killed) or {})["bookmarks"]["ideas"]
-    assert ideas_state.get("progress_markers", {}).get(NOTE, RESUMABLE_NOTE) == RESUMABLE_NOTE
+    assert ideas_state["progress_markers"][NOTE] == RESUMABLE_NOTE
     assert "Resuming the first sync" in rerun.stderr
     assert "not resumable" not in rerun.stderr
 
