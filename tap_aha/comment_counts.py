@@ -24,7 +24,7 @@ import logging
 import threading
 import typing as t
 
-from tap_aha.timestamps import normalize_timestamp
+from tap_aha.timestamps import parse_timestamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -53,18 +53,13 @@ logger = logging.getLogger("tap-aha.comment_counts")
 def counted(kind: str, context: Context, rows: Iterable[Row]) -> int:
     """The rows `comments_count` could have counted: not spam, not created after the idea's listed change."""
     listed = context.get("updated_at")
-    cutoff = normalize_timestamp(listed) if isinstance(listed, str) and listed else None
+    cutoff = parse_timestamp(listed) if isinstance(listed, str) and listed else None  # parsed once per idea
     total = 0
     for row in rows:
         if kind == PORTAL and row.get("spam") is True:
             continue
         created = row.get("created_at")
-        if (
-            cutoff is not None
-            and isinstance(created, str)
-            and created
-            and normalize_timestamp(created) > cutoff
-        ):
+        if cutoff is not None and isinstance(created, str) and created and parse_timestamp(created) > cutoff:
             continue
         total += 1
     return total
@@ -113,12 +108,10 @@ class CommentCounts:
         self.fitting = set(READINGS) if readings is None else set(READINGS) & set(readings)  # uncontradicted
         self.ruled_out = dict.fromkeys(READINGS, 0)  # observations that contradicted each reading
         self.agreeing = 0  # observations with a non-zero count that every fitting reading matched
-        self.observed = 0
         self.sampled = 0  # ideas whose other kind was fetched only to learn
         self.skippable: frozenset[str] = frozenset()
         self.off = False  # a contradiction after skipping began: no more skipping in this scope
         self.skipped = dict.fromkeys(KINDS, 0)
-        self.checked = dict.fromkeys(KINDS, 0)  # ideas counted 0 read anyway, to check the count
         self._zeros_read = dict.fromkeys(KINDS, 0)  # ideas counted 0 read (learning, checks)
         self._chances = dict.fromkeys(KINDS, 0)  # ideas counted 0 since skipping began
         self._next_check = dict.fromkeys(KINDS, CHECK_FIRST)
@@ -143,7 +136,6 @@ class CommentCounts:
             self._chances[kind] += 1
             if self._chances[kind] >= self._next_check[kind] and self._zeros_read[kind] < SAMPLE_IDEAS:
                 self._zeros_read[kind] += 1
-                self.checked[kind] += 1
                 after = self._next_check[kind]
                 self._next_check[kind] = max(after + 1, int(after * CHECK_GROWTH))
                 return False
@@ -207,7 +199,6 @@ class CommentCounts:
 
     def _learn(self, count: int, internal: int, portal: int, idea_id: str) -> None:
         """One full observation: drop the readings it contradicts, then recompute what may be skipped."""
-        self.observed += 1
         predicted = {INTERNAL: internal, PORTAL: portal, "both": internal + portal}
         observation = (
             f"idea {idea_id}: comments_count {count}, {internal} internal and {portal} portal comments"
