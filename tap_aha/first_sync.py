@@ -564,7 +564,10 @@ class _Within:
         self.strayed = False
 
     def pages(self, first: list[Row] | None, walk: Generator[list[Row], None, None]) -> Iterator[list[Row]]:
-        for page in _chained(first, walk):
+        """`first` as the caller checked it, then the rest of the walk, each page checked."""
+        if first is not None:
+            yield first
+        for page in walk:
             if _strays(page, self.start, self.end):
                 walk.close()
                 self.strayed = True
