@@ -60,7 +60,7 @@ import typing as t
 from dataclasses import dataclass
 
 from tap_aha.errors import AhaAPIError, StateError
-from tap_aha.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
+from tap_aha.timestamps import format_timestamp, is_timestamp, normalize_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     import logging
@@ -182,13 +182,11 @@ def check_marker(value: object) -> None:
 
 def _check_timestamps(value: dict[str, t.Any], keys: set[str], where: str) -> None:
     for key in sorted(keys):
-        try:
-            parse_timestamp(value[key])
-        except (TypeError, ValueError, AttributeError):
+        if not is_timestamp(value[key]):
             raise StateError(
                 f"The state bookmark of stream 'ideas' has a '{where}' marker whose '{key}' is not an "
                 "ISO-8601 timestamp."
-            ) from None
+            )
 
 
 @dataclass(frozen=True)

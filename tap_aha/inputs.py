@@ -7,7 +7,7 @@ import typing as t
 
 from tap_aha.errors import CatalogError, StateError
 from tap_aha.first_sync import MARKER, check_marker
-from tap_aha.timestamps import parse_timestamp
+from tap_aha.timestamps import is_timestamp
 
 
 def _read_json(source: t.IO[str], what: str, error: type[Exception]) -> t.Any:
@@ -42,13 +42,11 @@ def read_state(source: t.IO[str], stream_names: t.Collection[str]) -> dict[str, 
         value = bookmark.get("replication_key_value")
         if value is None:
             continue
-        try:
-            parse_timestamp(value)
-        except (TypeError, ValueError, AttributeError):
+        if not is_timestamp(value):
             raise StateError(
                 f"The state bookmark of stream '{stream}' has a replication_key_value that is not "
                 "an ISO-8601 timestamp."
-            ) from None
+            )
     return state
 
 

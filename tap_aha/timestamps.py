@@ -35,3 +35,14 @@ def later_start(bookmark: str | None, start_date: str | None) -> str | None:
 def normalize_timestamp(value: str) -> str:
     """Any ISO-8601 text in Aha!'s form."""
     return format_timestamp(parse_timestamp(value))
+
+
+def is_timestamp(value: object) -> bool:
+    """Whether a value read from outside (a state file) is an ISO-8601 date or date-time."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        return False
+    return True
